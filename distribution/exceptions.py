@@ -1,0 +1,104 @@
+"""Domain errors of the registry.
+
+Services raise these; the /v2/ layer maps each to the OCI error code and HTTP
+status in one table (``distribution.errors``).  ``detail`` is extra JSON the
+spec lets an error carry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RegistryError(Exception):
+    """Base of every error a /v2/ request can end with.
+
+    ``status`` overrides the table's HTTP status where the same code is answered
+    differently (MANIFEST_UNKNOWN is 404 on a pull, 400 for an index's missing child).
+    """
+
+    def __init__(self, message: str, detail: Any = None, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.status = status
+
+
+class NameInvalid(RegistryError):
+    """The repository name breaks the spec's grammar."""
+
+
+class NameUnknown(RegistryError):
+    """No such repository."""
+
+
+class TagInvalid(RegistryError):
+    """The tag breaks the spec's grammar."""
+
+
+class DigestInvalid(RegistryError):
+    """A malformed digest, an unsupported algorithm, or content that does not match it."""
+
+
+class BlobUnknown(RegistryError):
+    """The repository has no blob with this digest."""
+
+
+class UploadUnknown(RegistryError):
+    """No upload session with this id in this repository."""
+
+
+class UploadInvalid(RegistryError):
+    """The upload request is malformed or the client went away mid-body."""
+
+
+class RangeInvalid(RegistryError):
+    """A chunk does not start where the upload ends; carries the upload to report its range."""
+
+    def __init__(self, message: str, *, upload: Any) -> None:
+        super().__init__(message)
+        self.upload = upload
+
+
+class BlobRangeInvalid(RegistryError):
+    """A Range on a blob GET lies outside the blob; carries the blob size."""
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class SizeInvalid(RegistryError):
+    """Content length disagrees with what the request or a descriptor says."""
+
+
+class ManifestInvalid(RegistryError):
+    """The manifest is malformed, unsupported, or inconsistent with its reference."""
+
+
+class ManifestTooLarge(RegistryError):
+    """The manifest body is bigger than the configured limit."""
+
+
+class ManifestUnknown(RegistryError):
+    """No manifest under this tag or digest (or none in a media type the client accepts)."""
+
+
+class ManifestReferenced(RegistryError):
+    """The manifest is a child of an index in the repository and cannot go alone."""
+
+
+class ManifestBlobUnknown(RegistryError):
+    """A manifest refers to blobs the repository does not have."""
+
+
+class PaginationInvalid(RegistryError):
+    """`n` or `last` of a list request is unusable."""
+
+
+class Denied(RegistryError):
+    """The principal may not do this."""
+
+
+class Unsupported(RegistryError):
+    """The operation is not supported here."""

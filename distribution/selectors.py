@@ -1,0 +1,171 @@
+"""Reads of the distribution app: blobs, manifests, tags, catalog and referrers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F, QuerySet
+from django.db.models.functions import Collate
+
+from .exceptions import BlobUnknown, ManifestUnknown, NameUnknown, PaginationInvalid
+from .grammar import check_digest, check_name, check_tag, is_digest
+from .manifests import INDEX_TYPES
+from .models import Manifest, Repository, RepositoryBlob, Tag
+
+
+def blob_get(*, repository_name: str, digest: str) -> RepositoryBlob:
+    """The link that lets ``repository_name`` see blob ``digest`` (with the blob), or BlobUnknown."""
+    check_digest(digest)
+    link = (
+        RepositoryBlob.objects.filter(repository__name=repository_name, blob__digest=digest)
+        .select_related("blob")
+        .first()
+    )
+    if link is None:
+        raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
+    return link
+
+
+def manifest_get(*, repository_name: str, reference: str, accept: list[str]) -> Manifest:
+    """The manifest a tag or digest names, in a media type the client accepts.
+
+    When the stored manifest is an index the client cannot read, the
+    linux/amd64 child is served instead, as the reference registry does for old
+    clients; any other unacceptable type is MANIFEST_UNKNOWN.
+    """
+    manifest = _manifest_by_reference(repository_name, reference)
+    if _accepts(accept, manifest.media_type):
+        return manifest
+    if manifest.media_type in INDEX_TYPES:
+        child = _default_platform_child(manifest, accept)
+        if child is not None:
+            return child
+    raise ManifestUnknown(
+        f"manifest is {manifest.media_type}, which the Accept header does not allow",
+        detail={"mediaType": manifest.media_type, "accept": accept},
+    )
+
+
+def _manifest_by_reference(repository_name: str, reference: str) -> Manifest:
+    if is_digest(reference):
+        check_digest(reference)
+        manifest = Manifest.objects.filter(
+            repository__name=repository_name, digest=reference
+        ).first()
+    else:
+        check_tag(reference)
+        tag = (
+            Tag.objects.filter(repository__name=repository_name, name=reference)
+            .select_related("manifest")
+            .first()
+        )
+        manifest = tag.manifest if tag else None
+    if manifest is not None:
+        return manifest
+    if not Repository.objects.filter(name=repository_name).exists():
+        raise NameUnknown("repository name not known to registry", detail={"name": repository_name})
+    raise ManifestUnknown("manifest unknown", detail={"reference": reference})
+
+
+def _accepts(accept: list[str], media_type: str) -> bool:
+    if not accept:
+        return True  # a client that states no preference takes what is stored
+    major = media_type.split("/", 1)[0] + "/*"
+    return any(a in (media_type, "*/*", major) for a in accept)
+
+
+def _default_platform_child(index: Manifest, accept: list[str]) -> Manifest | None:
+    document = json.loads(bytes(index.body))
+    for entry in document.get("manifests", []):
+        platform = entry.get("platform") or {}
+        if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
+            child = index.children.filter(digest=entry.get("digest")).first()
+            if child is not None and _accepts(accept, child.media_type):
+                return child
+    return None
+
+
+def parse_accept(values: str) -> list[str]:
+    """Media types of an Accept header; WSGI joins repeated lines with commas."""
+    return [item.split(";", 1)[0].strip().lower() for item in values.split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[str]
+    next_last: str | None  # the `last` of the next page, when there is one
+    n: int
+
+
+def page_params(n: str | None, last: str | None) -> tuple[int, str | None]:
+    """Validate `n` and `last`; a missing or too large `n` means the largest page."""
+    limit = settings.HARBORPY_PAGE_MAX
+    if n is None or n == "":
+        return limit, last
+    try:
+        value = int(n)
+    except ValueError:
+        raise PaginationInvalid("n must be an integer", detail={"n": n}) from None
+    if value < 0:
+        raise PaginationInvalid("n must not be negative", detail={"n": n})
+    return min(value, limit), last
+
+
+def tags_list(*, repository_name: str, n: str | None, last: str | None) -> Page:
+    """One page of a repository's tags in lexical order."""
+    limit, last = page_params(n, last)
+    if last:
+        check_tag(last)
+    if not Repository.objects.filter(name=repository_name).exists():
+        raise NameUnknown("repository name not known to registry", detail={"name": repository_name})
+    return _page(Tag.objects.filter(repository__name=repository_name), "name", limit, last)
+
+
+def catalog(*, n: str | None, last: str | None) -> Page:
+    """One page of repository names in lexical order."""
+    limit, last = page_params(n, last)
+    if last:
+        check_name(last)
+    return _page(Repository.objects.all(), "name", limit, last)
+
+
+def _page(queryset: QuerySet[Any], field: str, limit: int, last: str | None) -> Page:
+    if limit == 0:
+        return Page([], None, 0)
+    # Byte order, whatever the database's default collation.
+    collation = "C" if connection.vendor == "postgresql" else "BINARY"
+    queryset = queryset.alias(key=Collate(F(field), collation))
+    if last:
+        queryset = queryset.filter(key__gt=last)
+    items = list(queryset.order_by("key").values_list(field, flat=True)[: limit + 1])
+    if len(items) > limit:
+        items = items[:limit]
+        return Page(items, items[-1], limit)
+    return Page(items, None, limit)
+
+
+def referrers(*, repository_name: str, digest: str, artifact_type: str | None) -> dict[str, Any]:
+    """The OCI index of manifests in the repository whose subject is ``digest``."""
+    check_digest(digest)
+    manifests = Manifest.objects.filter(repository__name=repository_name, subject_digest=digest)
+    if artifact_type:
+        manifests = manifests.filter(artifact_type=artifact_type)
+    descriptors = []
+    for m in manifests.order_by("created_at", "id").only(
+        "digest", "media_type", "size", "artifact_type", "annotations"
+    ):
+        descriptor: dict[str, Any] = {"mediaType": m.media_type, "digest": m.digest, "size": m.size}
+        if m.artifact_type:
+            descriptor["artifactType"] = m.artifact_type
+        if m.annotations:
+            descriptor["annotations"] = m.annotations
+        descriptors.append(descriptor)
+    return {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": descriptors,
+    }

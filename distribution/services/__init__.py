@@ -1,0 +1,17 @@
+"""Writes of the distribution app: uploads, blobs, manifests and tags."""
+
+from .blobs import blob_delete, blob_mount
+from .manifests import manifest_delete, manifest_put
+from .uploads import upload_append, upload_cancel, upload_complete, upload_get, upload_start
+
+__all__ = [
+    "blob_delete",
+    "blob_mount",
+    "manifest_delete",
+    "manifest_put",
+    "upload_append",
+    "upload_cancel",
+    "upload_complete",
+    "upload_get",
+    "upload_start",
+]

@@ -1,0 +1,138 @@
+"""Manifest and tag writes."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import transaction
+
+from ..exceptions import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestReferenced,
+    ManifestTooLarge,
+    ManifestUnknown,
+)
+from ..grammar import check_digest, check_tag, is_digest
+from ..manifests import ParsedManifest, parse_manifest
+from ..models import Blob, Manifest, Repository, Tag
+from .repositories import repository_for_push
+
+
+def manifest_put(
+    *, repository_name: str, reference: str, content_type: str | None, body: bytes
+) -> Manifest:
+    """Store a manifest under its digest, and under ``reference`` when that is a tag.
+
+    Everything it refers to (config, layers, child manifests) must already be in
+    the repository; nothing is stored otherwise.  Pushing the same manifest
+    again is harmless; pushing a tag again moves it.
+    """
+    if len(body) > settings.HARBORPY_MANIFEST_MAX_BYTES:
+        raise ManifestTooLarge(
+            f"manifest is larger than {settings.HARBORPY_MANIFEST_MAX_BYTES} bytes",
+            detail={"size": len(body)},
+        )
+    parsed = parse_manifest(body, content_type)
+    tag = None
+    if is_digest(reference):
+        _check_reference_digest(reference, body)
+    else:
+        tag = check_tag(reference)
+    with transaction.atomic():
+        repository = repository_for_push(repository_name)
+        blobs = _referenced_blobs(repository, parsed)
+        children = _referenced_children(repository, parsed)
+        manifest, created = Manifest.objects.get_or_create(
+            repository=repository,
+            digest=parsed.digest,
+            defaults={
+                "media_type": parsed.media_type,
+                "artifact_type": parsed.artifact_type,
+                "size": len(body),
+                "body": body,
+                "subject_digest": parsed.subject.digest if parsed.subject else "",
+                "annotations": parsed.annotations,
+            },
+        )
+        if created:
+            manifest.blobs.set(blobs)
+            manifest.children.set(children)
+        if tag is not None:
+            Tag.objects.update_or_create(
+                repository=repository, name=tag, defaults={"manifest": manifest}
+            )
+    manifest.parsed = parsed  # type: ignore[attr-defined]
+    return manifest
+
+
+def manifest_delete(*, repository_name: str, reference: str) -> None:
+    """Delete a tag, or a manifest (with the tags on it) by digest."""
+    if not is_digest(reference):
+        deleted, _ = Tag.objects.filter(
+            repository__name=repository_name, name=check_tag(reference)
+        ).delete()
+        if not deleted:
+            raise ManifestUnknown("manifest unknown", detail={"tag": reference})
+        return
+    check_digest(reference)
+    with transaction.atomic():
+        manifest = (
+            Manifest.objects.select_for_update()
+            .filter(repository__name=repository_name, digest=reference)
+            .first()
+        )
+        if manifest is None:
+            raise ManifestUnknown("manifest unknown", detail={"digest": reference})
+        parent = manifest.parents.values_list("digest", flat=True).first()
+        if parent is not None:
+            raise ManifestReferenced(
+                f"manifest is part of index {parent}; delete the index first",
+                detail={"digest": reference, "index": parent},
+            )
+        manifest.delete()
+
+
+def _check_reference_digest(reference: str, body: bytes) -> None:
+    check_digest(reference)
+    algorithm, expected = reference.split(":", 1)
+    if hashlib.new(algorithm, body).hexdigest() != expected:
+        raise DigestInvalid(
+            "manifest digest does not match the digest in the URL", detail={"digest": reference}
+        )
+
+
+def _referenced_blobs(repository: Repository, parsed: ParsedManifest) -> list[Blob]:
+    # Foreign layers (with urls) live elsewhere by design; everything else must be here.
+    wanted = {d.digest: d for d in parsed.blobs if not d.urls}
+    found = {b.digest: b for b in Blob.objects.filter(links__repository=repository, digest__in=wanted)}
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise ManifestBlobUnknown(
+            "manifest refers to blobs unknown to this repository", detail={"digests": missing}
+        )
+    for digest, descriptor in wanted.items():
+        if found[digest].size != descriptor.size:
+            raise ManifestInvalid(
+                f"descriptor of {digest} gives size {descriptor.size}, "
+                f"the blob has {found[digest].size} bytes",
+                detail={"digest": digest},
+            )
+    return list(found.values())
+
+
+def _referenced_children(repository: Repository, parsed: ParsedManifest) -> list[Manifest]:
+    wanted = {d.digest for d in parsed.manifests}
+    if not wanted:
+        return []
+    found = list(Manifest.objects.filter(repository=repository, digest__in=wanted))
+    missing = sorted(wanted - {m.digest for m in found})
+    if missing:
+        raise ManifestUnknown(
+            "index refers to manifests unknown to this repository",
+            detail={"digests": missing},
+            status=400,
+        )
+    return found

@@ -1,0 +1,187 @@
+"""Blob upload sessions: start, append, complete, cancel.
+
+An upload's bytes are in the blob store under its id and its progress is a
+database row, so consecutive requests of one upload may land on different
+processes or web nodes.  The digest is computed while bytes stream in: the
+process that wrote the last piece keeps the live hash object, and the row
+keeps the digest of everything stored so far.  A piece that lands on a node
+without the live hash leaves the digest unknown, and the commit then
+rehashes from the store; correctness never depends on the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import storage
+from ..blobstore import blob_store
+from ..exceptions import DigestInvalid, RangeInvalid, UploadUnknown
+from ..grammar import check_digest
+from ..models import Blob, Upload
+from .repositories import blob_link, repository_for_push
+
+LIVE_ALGORITHM = "sha256"
+# A writer that has not finished after this long is taken to be dead (its process died).
+BUSY_TIMEOUT = timedelta(minutes=15)
+
+
+class _LiveHashes:
+    """Hash objects of uploads this process is receiving, keyed by upload id.
+
+    Bounded; an entry is only used when it has seen exactly the bytes the row says are stored.
+    """
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._entries: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def take(self, upload: Upload) -> Any | None:
+        with self._lock:
+            entry = self._entries.pop(upload.id, None)
+        if entry is not None and entry[0] == upload.size:
+            return entry[1]
+        if upload.size == 0:
+            return hashlib.new(LIVE_ALGORITHM)
+        return None
+
+    def keep(self, upload_id: str, size: int, hasher: Any) -> None:
+        with self._lock:
+            self._entries[upload_id] = (size, hasher)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+    def drop(self, upload_id: str) -> None:
+        with self._lock:
+            self._entries.pop(upload_id, None)
+
+
+_live = _LiveHashes()
+
+
+def upload_start(*, repository_name: str) -> Upload:
+    """Open an upload session for a repository."""
+    return Upload.objects.create(id=str(uuid.uuid4()), repository_name=repository_name)
+
+
+def upload_get(*, repository_name: str, upload_id: str) -> Upload:
+    """The upload session ``upload_id`` of ``repository_name``, or UploadUnknown."""
+    try:
+        uuid.UUID(upload_id)
+        return Upload.objects.get(pk=upload_id, repository_name=repository_name)
+    except (ValueError, Upload.DoesNotExist):
+        raise UploadUnknown("blob upload unknown to registry", detail={"uuid": upload_id}) from None
+
+
+def upload_append(*, upload: Upload, chunks: Iterable[bytes], start: int | None = None) -> Upload:
+    """Append a piece to an upload.
+
+    ``start`` is the first offset the client says the piece covers; it must be
+    where the upload ends (RangeInvalid otherwise, nothing written).  If the
+    body breaks off, nothing of it is kept and the upload ends where it did.
+    """
+    if start is not None and start != upload.size:
+        raise RangeInvalid(f"upload ends at byte {upload.size}, not {start}", upload=upload)
+    _claim(upload)
+    hasher = _live.take(upload)
+    try:
+        written = blob_store().upload_write(upload.id, upload.size, _hashing(chunks, hasher))
+    except BaseException:
+        _live.drop(upload.id)
+        Upload.objects.filter(pk=upload.id).update(busy_since=None)
+        raise
+    upload.size += written
+    upload.digest = f"{LIVE_ALGORITHM}:{hasher.hexdigest()}" if hasher is not None else ""
+    upload.busy_since = None
+    upload.save(update_fields=["size", "digest", "busy_since", "updated_at"])
+    if hasher is not None:
+        _live.keep(upload.id, upload.size, hasher)
+    return upload
+
+
+def upload_complete(
+    *, upload: Upload, digest: str, chunks: Iterable[bytes] | None = None, start: int | None = None
+) -> Blob:
+    """Finish an upload (with an optional last piece) and store it as blob ``digest``.
+
+    If the bytes do not hash to ``digest`` the session is dropped, nothing is
+    stored, and DigestInvalid is raised.
+    """
+    check_digest(digest)
+    if chunks is not None:
+        upload = upload_append(upload=upload, chunks=chunks, start=start)
+    else:
+        _live.drop(upload.id)
+    _claim(upload)
+    known = upload.digest
+    same_algorithm = known.split(":", 1)[0] == digest.split(":", 1)[0]
+    try:
+        if known and same_algorithm and known != digest:
+            raise storage.DigestMismatch(digest, known)
+        blob_store().upload_commit(
+            upload.id, digest, upload.size, verify=not (known and same_algorithm)
+        )
+    except storage.DigestMismatch as mismatch:
+        _discard(upload)
+        raise DigestInvalid(
+            "provided digest did not match uploaded content",
+            detail={"digest": digest, "actual": mismatch.actual},
+        ) from None
+    except BaseException:
+        Upload.objects.filter(pk=upload.id).update(busy_since=None)
+        raise
+    with transaction.atomic():
+        blob = blob_link(
+            repository=repository_for_push(upload.repository_name), digest=digest, size=upload.size
+        )
+        upload.delete()
+    return blob
+
+
+def upload_cancel(*, upload: Upload) -> None:
+    """Abandon an upload session and drop its bytes."""
+    _discard(upload)
+
+
+def _discard(upload: Upload) -> None:
+    _live.drop(upload.id)
+    blob_store().upload_delete(upload.id)
+    Upload.objects.filter(pk=upload.id).delete()
+
+
+def _claim(upload: Upload) -> None:
+    """Mark the upload as being written by this request, or refuse if another one is.
+
+    A conditional UPDATE instead of a held row lock: a long body must not keep
+    a transaction (and, on SQLite, the whole database) locked while it streams.
+    """
+    now = timezone.now()
+    claimed = (
+        Upload.objects.filter(pk=upload.id, size=upload.size)
+        .filter(Q(busy_since__isnull=True) | Q(busy_since__lt=now - BUSY_TIMEOUT))
+        .update(busy_since=now)
+    )
+    if not claimed:
+        current = Upload.objects.filter(pk=upload.id).first()
+        if current is None:
+            raise UploadUnknown("blob upload unknown to registry", detail={"uuid": upload.id})
+        raise RangeInvalid("another request is writing to this upload", upload=current)
+
+
+def _hashing(chunks: Iterable[bytes], hasher: Any | None) -> Iterator[bytes]:
+    if hasher is None:
+        yield from chunks
+        return
+    for chunk in chunks:
+        hasher.update(chunk)
+        yield chunk

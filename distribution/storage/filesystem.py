@@ -1,0 +1,178 @@
+"""Blob store on a local folder or an NFS mount.
+
+Uploads are one file each, appended in place; a commit fsyncs the file and
+renames it under its digest (``os.replace`` is atomic within one filesystem,
+and uploads/ and blobs/ share the root folder so the rename never copies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from . import paths
+from .base import CHUNK_SIZE, BlobReader, BlobStore
+from .errors import BlobMissing, DigestMismatch, StorageError, UploadMissing
+
+
+class FilesystemStore(BlobStore):
+    """Blobs under ``<root>/blobs``, upload sessions under ``<root>/uploads``."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.fsync = fsync
+        (self.root / "blobs").mkdir(parents=True, exist_ok=True)
+        (self.root / "uploads").mkdir(parents=True, exist_ok=True)
+
+    def _upload_file(self, upload_id: str) -> Path:
+        return self.root / paths.upload_prefix(upload_id) / "data"
+
+    def _blob_file(self, digest: str) -> Path:
+        return self.root / paths.blob_key(digest)
+
+    # --- upload sessions -----------------------------------------------------------------
+
+    def upload_write(self, upload_id: str, offset: int, chunks: Iterable[bytes]) -> int:
+        path = self._upload_file(upload_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            stored = os.fstat(fd).st_size
+            if stored < offset:
+                raise StorageError(f"upload {upload_id} holds {stored} bytes, not {offset}")
+            if stored > offset:  # the tail of a write that died before it was acknowledged
+                os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+            written = 0
+            try:
+                for chunk in chunks:
+                    view = memoryview(chunk)
+                    while view:
+                        n = os.write(fd, view)
+                        view = view[n:]
+                    written += len(chunk)
+            except BaseException:
+                os.ftruncate(fd, offset)
+                raise
+            return written
+        finally:
+            os.close(fd)
+
+    def upload_read(self, upload_id: str, size: int) -> Iterator[bytes]:
+        try:
+            fh = open(self._upload_file(upload_id), "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise UploadMissing(upload_id) from None
+        return _read_range(fh, size)
+
+    def upload_commit(self, upload_id: str, digest: str, size: int, *, verify: bool) -> bool:
+        source = self._upload_file(upload_id)
+        target = self._blob_file(digest)
+        try:
+            fd = os.open(source, os.O_RDWR)
+        except FileNotFoundError:
+            if size == 0:  # an empty blob: nothing was ever written
+                source.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(source, os.O_RDWR | os.O_CREAT, 0o644)
+            else:
+                raise UploadMissing(upload_id) from None
+        try:
+            stored = os.fstat(fd).st_size
+            if stored < size:
+                raise StorageError(f"upload {upload_id} holds {stored} bytes, not {size}")
+            if stored > size:
+                os.ftruncate(fd, size)
+            if verify:
+                actual = _hash_fd(fd, paths.algorithm_of(digest))
+                if actual != digest:
+                    raise DigestMismatch(digest, actual)
+            if target.exists():
+                self.upload_delete(upload_id)
+                return False
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        if self.fsync:
+            _fsync_dir(target.parent)
+        self.upload_delete(upload_id)
+        return True
+
+    def upload_delete(self, upload_id: str) -> None:
+        shutil.rmtree(self.root / paths.upload_prefix(upload_id), ignore_errors=True)
+
+    def upload_ids(self) -> Iterator[str]:
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.root / "uploads"):
+                if entry.is_dir():
+                    yield entry.name
+
+    # --- blobs ------------------------------------------------------------------------
+
+    def blob_size(self, digest: str) -> int | None:
+        try:
+            return self._blob_file(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def blob_open(self, digest: str, start: int = 0, length: int | None = None) -> BlobReader:
+        try:
+            fh = open(self._blob_file(digest), "rb")  # noqa: SIM115 - the reader owns it
+        except FileNotFoundError:
+            raise BlobMissing(digest) from None
+        size = os.fstat(fh.fileno()).st_size
+        if length is None:
+            length = size - start
+        fh.seek(start)
+        return BlobReader(
+            size=size, length=length, chunks=_read_range(fh, length), file=fh, close=fh.close
+        )
+
+    def blob_delete(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._blob_file(digest).unlink()
+
+    def blob_digests(self) -> Iterator[str]:
+        base = self.root / "blobs"
+        for dirpath, _dirnames, filenames in os.walk(base):
+            for name in filenames:
+                key = os.path.relpath(os.path.join(dirpath, name), self.root).replace(os.sep, "/")
+                digest = paths.digest_from_blob_key(key)
+                if digest:
+                    yield digest
+
+
+def _read_range(fh, length: int) -> Iterator[bytes]:
+    """Yield ``length`` bytes from the file's current position in fixed chunks, then close it."""
+    try:
+        remaining = length
+        while remaining > 0:
+            chunk = fh.read(min(CHUNK_SIZE, remaining))
+            if not chunk:
+                raise StorageError("blob is shorter than its recorded size")
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        fh.close()
+
+
+def _hash_fd(fd: int, algorithm: str) -> str:
+    hasher = hashlib.new(algorithm)
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, CHUNK_SIZE):
+        hasher.update(chunk)
+    return f"{algorithm}:{hasher.hexdigest()}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

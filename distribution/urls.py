@@ -1,0 +1,22 @@
+"""Routes of the OCI distribution API.
+
+Repository names contain slashes, so each route anchors on its fixed suffix;
+upload routes come before the blob route they would otherwise match.
+"""
+
+from django.urls import re_path
+
+from . import views
+
+NAME = r"(?P<name>[^?#]+?)"
+
+urlpatterns = [
+    re_path(r"^v2/?$", views.BaseView.as_view()),
+    re_path(r"^v2/_catalog$", views.CatalogView.as_view()),
+    re_path(rf"^v2/{NAME}/tags/list$", views.TagsView.as_view()),
+    re_path(rf"^v2/{NAME}/manifests/(?P<reference>[^/]+)$", views.ManifestView.as_view()),
+    re_path(rf"^v2/{NAME}/blobs/uploads/?$", views.UploadStartView.as_view()),
+    re_path(rf"^v2/{NAME}/blobs/uploads/(?P<upload_id>[^/]+)$", views.UploadView.as_view()),
+    re_path(rf"^v2/{NAME}/blobs/(?P<digest>[^/]+)$", views.BlobView.as_view()),
+    re_path(rf"^v2/{NAME}/referrers/(?P<digest>[^/]+)$", views.ReferrersView.as_view()),
+]

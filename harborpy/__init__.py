@@ -1,0 +1,3 @@
+"""harborpy: a self-hosted container registry platform."""
+
+__version__ = "0.1.0"

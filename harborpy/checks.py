@@ -1,0 +1,30 @@
+"""System checks: refuse to start on settings that cannot work."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+
+@register()
+def storage_settings(app_configs, **kwargs) -> list[Error]:
+    errors = []
+    url = urlsplit(settings.HARBORPY_STORAGE)
+    if url.scheme not in ("file", "s3"):
+        errors.append(
+            Error(
+                f"HARBORPY_STORAGE must be a file:// or s3:// URL, not {settings.HARBORPY_STORAGE!r}",
+                id="harborpy.E001",
+            )
+        )
+    elif url.scheme == "s3" and not url.netloc:
+        errors.append(Error("HARBORPY_STORAGE names no S3 bucket", id="harborpy.E002"))
+    if settings.HARBORPY_STORAGE_REDIRECT and url.scheme != "s3":
+        errors.append(
+            Error("HARBORPY_STORAGE_REDIRECT needs S3 storage", id="harborpy.E003")
+        )
+    if settings.HARBORPY_PAGE_MAX < 1:
+        errors.append(Error("HARBORPY_PAGE_MAX must be at least 1", id="harborpy.E004"))
+    return errors

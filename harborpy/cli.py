@@ -1,0 +1,76 @@
+"""The ``harborpy`` command.
+
+    harborpy serve [--listen HOST:PORT] [--data DIR] [--workers N] [--threads N]
+    harborpy <django management command> [args...]   (migrate, check, createsuperuser, ...)
+
+``serve`` applies migrations and runs the registry under gunicorn: a
+complete single node with SQLite and blobs under the data folder unless
+DATABASE_URL / HARBORPY_STORAGE say otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "harborpy.settings")
+    if argv and argv[0] == "serve":
+        serve(argv[1:])
+        return
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["harborpy", *argv])
+
+
+def serve(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="harborpy serve", description="Run the registry.")
+    parser.add_argument(
+        "--listen",
+        default=os.environ.get("HARBORPY_LISTEN", "127.0.0.1:5000"),
+        help="address to serve on (default 127.0.0.1:5000, env HARBORPY_LISTEN)",
+    )
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("HARBORPY_DATA", "var"),
+        help="folder for all local state (default ./var, env HARBORPY_DATA)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("HARBORPY_WORKERS", "2")),
+        help="server processes (default 2, env HARBORPY_WORKERS)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("HARBORPY_THREADS", "16")),
+        help="threads per process (default 16, env HARBORPY_THREADS)",
+    )
+    args = parser.parse_args(argv)
+    os.environ["HARBORPY_DATA"] = os.path.abspath(args.data)
+    os.makedirs(os.environ["HARBORPY_DATA"], exist_ok=True)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("check", deploy=False)
+    connections.close_all()  # never share a connection with the forked workers
+    from .server import run_server
+
+    print(
+        f"harborpy serving on http://{args.listen} (data in {os.environ['HARBORPY_DATA']})",
+        flush=True,
+    )
+    run_server(listen=args.listen, workers=args.workers, threads=args.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Settings for harborpy, read from the environment.
+
+Every setting is an environment variable with an embedded default that needs
+nothing else on the machine: SQLite and blobs under the data folder, Celery
+over a filesystem broker.  ``DATABASE_URL``, ``REDIS_URL`` and
+``HARBORPY_STORAGE`` switch to Postgres, Redis and S3.  The table of settings
+lives in README.md; keep it in step with this module.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+DATA_DIR = Path(os.environ.get("HARBORPY_DATA", "var")).resolve()
+
+
+def _secret_key() -> str:
+    """The signing secret: from the environment, else generated once into the data folder."""
+    key = os.environ.get("HARBORPY_SECRET_KEY")
+    if key:
+        return key
+    path = DATA_DIR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    # O_EXCL: when two processes start at once, one key wins and both use it.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _env_bool("HARBORPY_DEBUG", False)
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("HARBORPY_ALLOWED_HOSTS", "*").split(",")]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "projects",
+    "rbac",
+    "distribution",
+    "replication",
+    "harborpy.apps.HarborpyConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+# /v2/ names may contain dots and slashes; never append slashes or redirect them.
+APPEND_SLASH = False
+
+ROOT_URLCONF = "harborpy.urls"
+WSGI_APPLICATION = "harborpy.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _databases() -> dict:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        db = dj_database_url.parse(url, conn_max_age=_env_int("HARBORPY_DB_CONN_MAX_AGE", 60))
+        db["CONN_HEALTH_CHECKS"] = True
+        db.setdefault("TEST", {})
+        return {"default": db}
+    return {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(DATA_DIR / "harborpy.sqlite3"),
+            # WAL lets readers run beside the one writer; IMMEDIATE makes a writer wait for
+            # the lock at BEGIN (bounded by the timeout) instead of failing mid-transaction.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+        }
+    }
+
+
+DATABASES = _databases()
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# Manifests are small documents read whole; blob bodies never go through request.body.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024 + 1
+
+# --- registry --------------------------------------------------------------------------------
+
+# Where blobs live: file:///path (local disk or an NFS mount) or
+# s3://bucket/prefix?endpoint=http://host:port&region=us-east-1
+HARBORPY_STORAGE = os.environ.get("HARBORPY_STORAGE", (DATA_DIR / "storage").as_uri())
+# Answer blob GETs on S3 with a 307 to a presigned URL (a CDN or the object store serves them).
+HARBORPY_STORAGE_REDIRECT = _env_bool("HARBORPY_STORAGE_REDIRECT", False)
+HARBORPY_STORAGE_REDIRECT_TTL = _env_int("HARBORPY_STORAGE_REDIRECT_TTL", 1200)
+# fsync blobs before they are committed under their digest (survives a power cut).
+HARBORPY_STORAGE_FSYNC = _env_bool("HARBORPY_STORAGE_FSYNC", True)
+# Largest manifest accepted on PUT, in bytes (the OCI spec suggests 4 MiB).
+HARBORPY_MANIFEST_MAX_BYTES = _env_int("HARBORPY_MANIFEST_MAX_BYTES", 4 * 1024 * 1024)
+# Upper bound of `n` on tags/list and _catalog; a larger `n` is served in pages of this size.
+HARBORPY_PAGE_MAX = _env_int("HARBORPY_PAGE_MAX", 1000)
+# Refuse every push and delete (maintenance window); pulls keep working.
+HARBORPY_READ_ONLY = _env_bool("HARBORPY_READ_ONLY", False)
+# Upload sessions untouched for this long may be reclaimed by garbage collection.
+HARBORPY_UPLOAD_EXPIRY = _env_int("HARBORPY_UPLOAD_EXPIRY", 24 * 3600)
+
+# --- background jobs ---------------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {}
+    if REDIS_URL
+    else {
+        "data_folder_in": str(DATA_DIR / "queue"),
+        "data_folder_out": str(DATA_DIR / "queue"),
+        "processed_folder": str(DATA_DIR / "queue-done"),
+        "store_processed": False,
+    }
+)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("HARBORPY_LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

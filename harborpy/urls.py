@@ -1,0 +1,10 @@
+"""Top-level routes: the registry API and the service's own endpoints."""
+
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("", include("distribution.urls")),
+    path("healthz", views.healthz),
+]
