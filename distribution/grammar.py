@@ -48,7 +48,9 @@ def check_digest(digest: str) -> str:
     algorithm, encoded = digest.split(":", 1)
     encoding = DIGEST_ALGORITHMS.get(algorithm)
     if encoding is None:
-        raise DigestInvalid(f"unsupported digest algorithm {algorithm!r}", detail={"digest": digest})
+        raise DigestInvalid(
+            f"unsupported digest algorithm {algorithm!r}", detail={"digest": digest}
+        )
     if not encoding.fullmatch(encoded):
         raise DigestInvalid(f"malformed {algorithm} digest", detail={"digest": digest})
     return digest

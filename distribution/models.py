@@ -45,6 +45,9 @@ class RepositoryBlob(models.Model):
             models.UniqueConstraint(fields=["repository", "blob"], name="uniq_repository_blob")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.repository_id} -> {self.blob_id}"
+
 
 class Manifest(models.Model):
     """An image manifest, index or artifact manifest stored in one repository."""
@@ -60,9 +63,7 @@ class Manifest(models.Model):
     annotations = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     blobs = models.ManyToManyField(Blob, related_name="manifests", blank=True)
-    children = models.ManyToManyField(
-        "self", symmetrical=False, related_name="parents", blank=True
-    )
+    children = models.ManyToManyField("self", symmetrical=False, related_name="parents", blank=True)
 
     class Meta:
         constraints = [

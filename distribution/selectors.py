@@ -18,7 +18,7 @@ from .models import Manifest, Repository, RepositoryBlob, Tag
 
 
 def blob_get(*, repository_name: str, digest: str) -> RepositoryBlob:
-    """The link that lets ``repository_name`` see blob ``digest`` (with the blob), or BlobUnknown."""
+    """The link that lets a repository see blob ``digest`` (with the blob), or BlobUnknown."""
     check_digest(digest)
     link = (
         RepositoryBlob.objects.filter(repository__name=repository_name, blob__digest=digest)

@@ -7,11 +7,12 @@ access policy, and renders every domain error through ``errors``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -34,7 +35,7 @@ from .exceptions import (
 )
 from .grammar import check_digest, check_name
 from .models import Manifest, Upload
-from .storage import BlobMissing
+from .storage import BlobMissing, BlobReader
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 
@@ -45,7 +46,8 @@ class RegistryView(View):
 
     route = ""
 
-    def dispatch(self, request, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response: HttpResponseBase
         try:
             name = kwargs.get("name")
             if name is not None:
@@ -112,7 +114,9 @@ class ManifestView(RegistryView):
         length = body_length(request)
         limit = settings.HARBORPY_MANIFEST_MAX_BYTES
         if length is not None and length > limit:  # refuse before reading the body
-            raise ManifestTooLarge(f"manifest is larger than {limit} bytes", detail={"size": length})
+            raise ManifestTooLarge(
+                f"manifest is larger than {limit} bytes", detail={"size": length}
+            )
         body = b"".join(_bounded(body_chunks(request), limit))
         manifest = services.manifest_put(
             repository_name=name,
@@ -148,7 +152,7 @@ class BlobView(RegistryView):
         response["Accept-Ranges"] = "bytes"
         return response
 
-    def get(self, request, name: str, digest: str) -> HttpResponse:
+    def get(self, request, name: str, digest: str) -> HttpResponseBase:
         link = selectors.blob_get(repository_name=name, digest=digest)
         size = link.blob.size
         byte_range = _parse_range(request.META.get("HTTP_RANGE"), size)
@@ -156,10 +160,10 @@ class BlobView(RegistryView):
         if settings.HARBORPY_STORAGE_REDIRECT and byte_range is None:
             url = store.blob_url(digest, settings.HARBORPY_STORAGE_REDIRECT_TTL)
             if url:
-                response = HttpResponse(status=307)
-                response["Location"] = url
-                response["Docker-Content-Digest"] = digest
-                return response
+                redirect = HttpResponse(status=307)
+                redirect["Location"] = url
+                redirect["Docker-Content-Digest"] = digest
+                return redirect
         start, length = byte_range if byte_range else (0, size)
         try:
             reader = store.blob_open(digest, start, length)
@@ -168,10 +172,13 @@ class BlobView(RegistryView):
         if reader.file is not None:
             # FileResponse hands the open file to the server's sendfile; the server
             # sends Content-Length bytes from the file's current position.
-            response = FileResponse(reader.file, content_type="application/octet-stream")
+            response: HttpResponseBase = FileResponse(
+                reader.file, content_type="application/octet-stream"
+            )
         else:
-            response = StreamingHttpResponse(reader.chunks, content_type="application/octet-stream")
-            response._resource_closers.append(reader.close)
+            response = StreamingHttpResponse(
+                _closing(reader), content_type="application/octet-stream"
+            )
         response["Content-Length"] = str(length)
         response["Docker-Content-Digest"] = digest
         response["Accept-Ranges"] = "bytes"
@@ -200,7 +207,9 @@ class UploadStartView(RegistryView):
         digest = request.GET.get("digest")
         upload = services.upload_start(repository_name=name)
         if digest:  # monolithic upload: the whole blob in this request
-            blob = services.upload_complete(upload=upload, digest=digest, chunks=body_chunks(request))
+            blob = services.upload_complete(
+                upload=upload, digest=digest, chunks=body_chunks(request)
+            )
             return _blob_created(name, blob.digest)
         if has_body(request):
             services.upload_cancel(upload=upload)
@@ -243,7 +252,9 @@ class ReferrersView(RegistryView):
 
     def get(self, request, name: str, digest: str) -> HttpResponse:
         artifact_type = request.GET.get("artifactType")
-        index = selectors.referrers(repository_name=name, digest=digest, artifact_type=artifact_type)
+        index = selectors.referrers(
+            repository_name=name, digest=digest, artifact_type=artifact_type
+        )
         response = _json(index, content_type="application/vnd.oci.image.index.v1+json")
         if artifact_type:
             response["OCI-Filters-Applied"] = "artifactType"
@@ -326,7 +337,15 @@ def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
     return start, end - start + 1
 
 
-def _bounded(chunks, limit: int):
+def _closing(reader: BlobReader) -> Iterator[bytes]:
+    """The reader's chunks; the server closes this generator, which releases the reader."""
+    try:
+        yield from reader.chunks
+    finally:
+        reader.close()
+
+
+def _bounded(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
     total = 0
     for chunk in chunks:
         total += len(chunk)

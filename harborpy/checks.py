@@ -15,16 +15,15 @@ def storage_settings(app_configs, **kwargs) -> list[Error]:
     if url.scheme not in ("file", "s3"):
         errors.append(
             Error(
-                f"HARBORPY_STORAGE must be a file:// or s3:// URL, not {settings.HARBORPY_STORAGE!r}",
+                "HARBORPY_STORAGE must be a file:// or s3:// URL, "
+                f"not {settings.HARBORPY_STORAGE!r}",
                 id="harborpy.E001",
             )
         )
     elif url.scheme == "s3" and not url.netloc:
         errors.append(Error("HARBORPY_STORAGE names no S3 bucket", id="harborpy.E002"))
     if settings.HARBORPY_STORAGE_REDIRECT and url.scheme != "s3":
-        errors.append(
-            Error("HARBORPY_STORAGE_REDIRECT needs S3 storage", id="harborpy.E003")
-        )
+        errors.append(Error("HARBORPY_STORAGE_REDIRECT needs S3 storage", id="harborpy.E003"))
     if settings.HARBORPY_PAGE_MAX < 1:
         errors.append(Error("HARBORPY_PAGE_MAX must be at least 1", id="harborpy.E004"))
     return errors

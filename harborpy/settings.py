@@ -105,25 +105,22 @@ TEMPLATES = [
 
 
 def _databases() -> dict:
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        db = dj_database_url.parse(url, conn_max_age=_env_int("HARBORPY_DB_CONN_MAX_AGE", 60))
-        db["CONN_HEALTH_CHECKS"] = True
-        db.setdefault("TEST", {})
-        return {"default": db}
-    return {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(DATA_DIR / "harborpy.sqlite3"),
-            # WAL lets readers run beside the one writer; IMMEDIATE makes a writer wait for
-            # the lock at BEGIN (bounded by the timeout) instead of failing mid-transaction.
-            "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-            },
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'harborpy.sqlite3'}"
+    db = dj_database_url.parse(url, conn_max_age=_env_int("HARBORPY_DB_CONN_MAX_AGE", 60))
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db["CONN_MAX_AGE"] = 0
+        # WAL lets readers run beside the one writer; IMMEDIATE makes a writer wait for
+        # the lock at BEGIN (bounded by the timeout) instead of failing mid-transaction.
+        db["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
         }
-    }
+        # A file, not memory: test servers run as separate processes on it.
+        db["TEST"] = {"NAME": str(Path(db["NAME"]).with_suffix(".test.sqlite3"))}
+    else:
+        db["CONN_HEALTH_CHECKS"] = True
+    return {"default": db}
 
 
 DATABASES = _databases()

@@ -23,4 +23,6 @@ def healthz(request) -> JsonResponse:
     except Exception as error:
         checks["storage"] = f"error: {error}"
     healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503
+    )

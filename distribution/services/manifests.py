@@ -107,7 +107,9 @@ def _check_reference_digest(reference: str, body: bytes) -> None:
 def _referenced_blobs(repository: Repository, parsed: ParsedManifest) -> list[Blob]:
     # Foreign layers (with urls) live elsewhere by design; everything else must be here.
     wanted = {d.digest: d for d in parsed.blobs if not d.urls}
-    found = {b.digest: b for b in Blob.objects.filter(links__repository=repository, digest__in=wanted)}
+    found = {
+        b.digest: b for b in Blob.objects.filter(links__repository=repository, digest__in=wanted)
+    }
     missing = sorted(set(wanted) - set(found))
     if missing:
         raise ManifestBlobUnknown(

@@ -1,0 +1,5 @@
+"""Suite-wide fixtures: live servers, S3, images and real clients."""
+
+pytest_plugins = [
+    "tests.fixtures.server",
+]
