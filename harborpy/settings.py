@@ -108,7 +108,6 @@ def _databases() -> dict:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'harborpy.sqlite3'}"
     db = dj_database_url.parse(url, conn_max_age=_env_int("HARBORPY_DB_CONN_MAX_AGE", 60))
     if db["ENGINE"] == "django.db.backends.sqlite3":
-        db["CONN_MAX_AGE"] = 0
         # WAL lets readers run beside the one writer; IMMEDIATE makes a writer wait for
         # the lock at BEGIN (bounded by the timeout) instead of failing mid-transaction.
         db["OPTIONS"] = {
