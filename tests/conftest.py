@@ -2,4 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.server",
+    "tests.fixtures.s3",
+    "tests.fixtures.clients",
 ]

@@ -1,0 +1,236 @@
+"""The ways harborpy is deployed: the embedded quick start, S3 storage, several web nodes.
+
+Each test starts its own ``harborpy serve`` processes and drives them with real
+clients or raw HTTP, as an operator's setup would be driven.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.fixtures.clients import SampleImages, skopeo, skopeo_json
+from tests.fixtures.s3 import s3_client
+from tests.fixtures.server import LiveServer, start_server
+
+NO_TLS = "--tls-verify=false"
+
+
+def push(sample: SampleImages, tag: str, ref: str, *extra: str) -> None:
+    skopeo("copy", "--dest-tls-verify=false", *extra, sample.oci(tag), f"docker://{ref}")
+
+
+def raw_manifest(ref: str) -> bytes:
+    return skopeo("inspect", NO_TLS, "--raw", f"docker://{ref}").encode()
+
+
+def stored_blob_files(root: Path) -> set[str]:
+    return {p.name for p in (root / "blobs").rglob("*") if p.is_file()}
+
+
+# --- the embedded quick start ------------------------------------------------------------------
+
+
+def test_embedded_server_keeps_everything_under_its_data_folder(
+    tmp_path: Path, sample_images: SampleImages
+) -> None:
+    data = tmp_path / "var"
+    server = start_server(data, embedded=True)
+    try:
+        push(sample_images, "single", f"{server.host}/library/app:1")
+        push(sample_images, "multi", f"{server.host}/library/multi:1", "--all")
+        assert (
+            hashlib.sha256(raw_manifest(f"{server.host}/library/app:1")).hexdigest()
+            == (sample_images.single.digest.split(":", 1)[1])
+        )
+    finally:
+        server.stop()
+    assert (data / "harborpy.sqlite3").is_file()
+    expected = {d.split(":", 1)[1] for d in sample_images.single.blobs + sample_images.multi.blobs}
+    assert expected <= stored_blob_files(data / "storage")
+
+    # Everything survives a restart.
+    server = start_server(data, embedded=True)
+    try:
+        tags = skopeo_json("list-tags", NO_TLS, f"docker://{server.host}/library/app")
+        assert tags["Tags"] == ["1"]
+        skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{server.host}/library/multi:1",
+            f"dir:{tmp_path / 'pulled'}",
+        )
+        assert (tmp_path / "pulled" / "manifest.json").is_file()
+    finally:
+        server.stop()
+
+
+# --- S3 storage ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_server(s3_bucket_url: str, transactional_db, tmp_path: Path):
+    servers: list[LiveServer] = []
+
+    def start(**env: str) -> LiveServer:
+        server = start_server(
+            tmp_path / f"node{len(servers)}", env={"HARBORPY_STORAGE": s3_bucket_url, **env}
+        )
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _bucket_keys(s3_bucket_url: str, s3_endpoint: str) -> set[str]:
+    bucket = s3_bucket_url.split("/")[2]
+    client = s3_client(s3_endpoint)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {item["Key"] for page in pages for item in page.get("Contents", ())}
+
+
+def test_real_clients_push_and_pull_through_s3(
+    s3_server, s3_bucket_url: str, s3_endpoint: str, sample_images: SampleImages, tmp_path: Path
+) -> None:
+    server = s3_server()
+    push(sample_images, "multi", f"{server.host}/s3/multi:1", "--all")
+    keys = _bucket_keys(s3_bucket_url, s3_endpoint)
+    for digest in sample_images.multi.blobs:
+        hex_ = digest.split(":", 1)[1]
+        assert f"store/blobs/sha256/{hex_[:2]}/{hex_}" in keys
+    assert not any("/uploads/" in key for key in keys), "upload parts left behind"
+    skopeo(
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        f"docker://{server.host}/s3/multi:1",
+        f"oci:{tmp_path / 'pulled'}:multi",
+    )
+    index = json.loads((tmp_path / "pulled" / "index.json").read_text())
+    assert index["manifests"][0]["digest"] == sample_images.multi.digest
+
+
+def test_blob_get_redirects_to_a_presigned_url(
+    s3_server, sample_images: SampleImages, tmp_path: Path
+) -> None:
+    server = s3_server(HARBORPY_STORAGE_REDIRECT="true")
+    push(sample_images, "single", f"{server.host}/s3/redirect:1")
+    layer = sample_images.single.layers[0]
+    url = f"{server.url}/v2/s3/redirect/blobs/{layer}"
+    answer = requests.get(url, allow_redirects=False, timeout=10)
+    assert answer.status_code == 307
+    assert answer.headers["Docker-Content-Digest"] == layer
+    body = requests.get(answer.headers["Location"], timeout=10).content
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == layer
+    # A ranged read is served by harborpy itself, not redirected.
+    ranged = requests.get(url, headers={"Range": "bytes=0-9"}, allow_redirects=False, timeout=10)
+    assert ranged.status_code == 206 and ranged.content == body[:10]
+    # A real client follows the redirect and verifies every digest.
+    skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        f"docker://{server.host}/s3/redirect:1",
+        f"dir:{tmp_path / 'pulled'}",
+    )
+    assert (tmp_path / "pulled" / layer.split(":", 1)[1]).read_bytes() == body
+
+
+# --- several web nodes on one database and one store ------------------------------------------
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def two_nodes(request, transactional_db, tmp_path: Path):
+    if request.param == "s3":
+        storage = request.getfixturevalue("s3_bucket_url")
+    else:
+        storage = (tmp_path / "shared-store").as_uri()
+    nodes = [start_server(tmp_path / f"node{i}", env={"HARBORPY_STORAGE": storage}) for i in (1, 2)]
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+def _patch(node: LiveServer, location: str, data: bytes, start: int) -> requests.Response:
+    return requests.patch(
+        node.url + location,
+        data=data,
+        headers={"Content-Range": f"{start}-{start + len(data) - 1}"},
+        timeout=30,
+    )
+
+
+def test_chunked_upload_continues_on_another_node(two_nodes: list[LiveServer]) -> None:
+    a, b = two_nodes
+    pieces = [os.urandom(6 << 20), os.urandom(6 << 20), os.urandom(1 << 20)]
+    content = b"".join(pieces)
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+
+    started = requests.post(f"{a.url}/v2/hop/blob/blobs/uploads/", timeout=10)
+    assert started.status_code == 202
+    location, offset = started.headers["Location"], 0
+    for node, piece in zip((a, b, a), pieces, strict=True):
+        answer = _patch(node, location, piece, offset)
+        assert answer.status_code == 202, answer.text
+        offset += len(piece)
+        assert answer.headers["Range"] == f"0-{offset - 1}"
+        location = answer.headers["Location"]
+    status = requests.get(b.url + location, timeout=10)
+    assert status.status_code == 204 and status.headers["Range"] == f"0-{len(content) - 1}"
+
+    done = requests.put(f"{b.url}{location}?digest={digest}", timeout=60)
+    assert done.status_code == 201, done.text
+    for node in (a, b):
+        blob = requests.get(f"{node.url}/v2/hop/blob/blobs/{digest}", timeout=30)
+        assert blob.status_code == 200 and blob.content == content
+
+
+def test_digest_is_verified_after_a_hop(two_nodes: list[LiveServer]) -> None:
+    a, b = two_nodes
+    first, second = os.urandom(1 << 20), os.urandom(1 << 20)
+    location = requests.post(f"{a.url}/v2/hop/bad/blobs/uploads/", timeout=10).headers["Location"]
+    location = _patch(a, location, first, 0).headers["Location"]
+    location = _patch(b, location, second, len(first)).headers["Location"]
+    wrong = "sha256:" + hashlib.sha256(first).hexdigest()
+    answer = requests.put(f"{a.url}{location}?digest={wrong}", timeout=30)
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    assert requests.head(f"{b.url}/v2/hop/bad/blobs/{wrong}", timeout=10).status_code == 404
+
+
+# --- the production topology -------------------------------------------------------------------
+
+
+def test_compose_file_describes_the_production_topology() -> None:
+    import shutil
+    import subprocess
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    services = compose["services"]
+    web = [name for name, s in services.items() if "serve" in (s.get("command") or [])]
+    assert len(web) >= 2, "two or more stateless web nodes"
+    for name in web:
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://")
+        assert env["REDIS_URL"].startswith("redis://")
+        assert env["HARBORPY_STORAGE"].startswith("s3://")
+    commands = [" ".join(s.get("command") or []) for s in services.values()]
+    assert any("celery" in c and " worker" in c for c in commands)
+    assert any("celery" in c and " beat" in c for c in commands)
+    assert {"postgres", "redis", "s3", "lb"} <= set(services)
+    nginx = (root / "deploy" / "nginx.conf").read_text()
+    for name in web:
+        assert f"server {name}:5000" in nginx
+    if shutil.which("docker-compose"):
+        subprocess.run(
+            ["docker-compose", "-f", str(root / "docker-compose.yml"), "config", "-q"], check=True
+        )
