@@ -117,8 +117,8 @@ def _databases() -> dict:
         }
         # A file, not memory: test servers run as separate processes on it.
         db["TEST"] = {"NAME": str(Path(db["NAME"]).with_suffix(".test.sqlite3"))}
-    else:
-        db["CONN_HEALTH_CHECKS"] = True
+    # No CONN_HEALTH_CHECKS: it costs a round trip on every request; Django already
+    # drops a connection that raised, so a restarted database costs one failed request.
     return {"default": db}
 
 

@@ -234,3 +234,64 @@ def test_compose_file_describes_the_production_topology() -> None:
         subprocess.run(
             ["docker-compose", "-f", str(root / "docker-compose.yml"), "config", "-q"], check=True
         )
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def _worker_peak_rss(server: LiveServer) -> int:
+    """VmHWM (peak resident set, bytes) of the server's one gunicorn worker."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    for line in Path(f"/proc/{children[0]}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_server_memory_stays_flat_for_a_large_blob(transactional_db, tmp_path: Path) -> None:
+    server = start_server(tmp_path / "node", workers=1)
+    try:
+        block = os.urandom(1 << 20)
+        # Warm up the worker on a small blob, then note its peak resident memory.
+        small = "sha256:" + hashlib.sha256(block).hexdigest()
+        assert (
+            requests.post(
+                f"{server.url}/v2/mem/blob/blobs/uploads/?digest={small}", data=block, timeout=30
+            ).status_code
+            == 201
+        )
+        assert len(requests.get(f"{server.url}/v2/mem/blob/blobs/{small}", timeout=30).content)
+        before = _worker_peak_rss(server)
+
+        count = 512  # 512 MiB, streamed with Transfer-Encoding: chunked as docker sends it
+        hasher = hashlib.sha256()
+        for _ in range(count):
+            hasher.update(block)
+        digest = "sha256:" + hasher.hexdigest()
+        location = requests.post(f"{server.url}/v2/mem/blob/blobs/uploads/", timeout=10).headers[
+            "Location"
+        ]
+        answer = requests.patch(
+            server.url + location, data=(block for _ in range(count)), timeout=300
+        )
+        assert (
+            answer.status_code == 202 and answer.headers["Range"] == f"0-{count * len(block) - 1}"
+        )
+        done = requests.put(
+            f"{server.url}{answer.headers['Location']}?digest={digest}", timeout=300
+        )
+        assert done.status_code == 201, done.text
+        with requests.get(
+            f"{server.url}/v2/mem/blob/blobs/{digest}", stream=True, timeout=300
+        ) as r:
+            received = hashlib.sha256()
+            for chunk in r.iter_content(1 << 20):
+                received.update(chunk)
+        assert "sha256:" + received.hexdigest() == digest
+        growth = _worker_peak_rss(server) - before
+        assert growth < 48 << 20, (
+            f"worker peak memory grew by {growth >> 20} MiB for a 512 MiB blob"
+        )
+    finally:
+        server.stop()
