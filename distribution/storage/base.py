@@ -9,7 +9,7 @@ atomic (a blob is either complete under its key or absent).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 CHUNK_SIZE = 1 << 20
@@ -30,7 +30,7 @@ class BlobReader:
         length: int,
         chunks: Iterator[bytes],
         file: IO[bytes] | None = None,
-        close: object = None,
+        close: Callable[[], None] | None = None,
     ) -> None:
         self.size = size
         self.length = length
@@ -39,7 +39,7 @@ class BlobReader:
         self._close = close
 
     def close(self) -> None:
-        if callable(self._close):
+        if self._close is not None:
             self._close()
 
 
@@ -65,10 +65,12 @@ class BlobStore(abc.ABC):
     def upload_commit(self, upload_id: str, digest: str, size: int, *, verify: bool) -> bool:
         """Store the first ``size`` bytes of an upload as the blob ``digest``.
 
-        With ``verify`` the bytes are hashed on the way and ``DigestMismatch``
-        is raised, storing nothing, if they do not match.  Returns False when
-        the blob was already stored (the upload data is dropped: one copy per
-        digest).  The upload's data is gone after a successful commit.
+        With ``verify`` the bytes are hashed first and ``DigestMismatch`` is
+        raised, storing nothing and keeping the upload, if they do not match;
+        this holds when the blob is stored already too (a client must not
+        claim a digest without its bytes).  Returns False when the blob was
+        already stored (one copy per digest).  The upload's data is gone after
+        a successful commit.
         """
 
     @abc.abstractmethod
@@ -89,7 +91,8 @@ class BlobStore(abc.ABC):
     def blob_open(self, digest: str, start: int = 0, length: int | None = None) -> BlobReader:
         """Open ``length`` bytes of a blob from ``start`` (all of it by default).
 
-        Raises ``BlobMissing`` when nothing is stored under the digest.
+        Raises ``BlobMissing`` when nothing is stored under the digest and
+        ``StorageError`` for a range outside the blob.
         """
 
     def blob_url(self, digest: str, expires: int) -> str | None:

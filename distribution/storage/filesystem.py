@@ -38,8 +38,14 @@ class FilesystemStore(BlobStore):
 
     def upload_write(self, upload_id: str, offset: int, chunks: Iterable[bytes]) -> int:
         path = self._upload_file(upload_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if offset == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        else:
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                raise UploadMissing(upload_id) from None
         try:
             stored = os.fstat(fd).st_size
             if stored < offset:
@@ -63,6 +69,8 @@ class FilesystemStore(BlobStore):
             os.close(fd)
 
     def upload_read(self, upload_id: str, size: int) -> Iterator[bytes]:
+        if size == 0:
+            return iter(())
         try:
             fh = open(self._upload_file(upload_id), "rb")  # noqa: SIM115 - closed by the generator
         except FileNotFoundError:
@@ -84,12 +92,12 @@ class FilesystemStore(BlobStore):
             stored = os.fstat(fd).st_size
             if stored < size:
                 raise StorageError(f"upload {upload_id} holds {stored} bytes, not {size}")
-            if stored > size:
-                os.ftruncate(fd, size)
-            if verify:
-                actual = _hash_fd(fd, paths.algorithm_of(digest))
+            if verify:  # before anything changes, and even when the blob is stored already
+                actual = _hash_fd(fd, paths.algorithm_of(digest), size)
                 if actual != digest:
                     raise DigestMismatch(digest, actual)
+            if stored > size:
+                os.ftruncate(fd, size)
             if target.exists():
                 self.upload_delete(upload_id)
                 return False
@@ -97,10 +105,13 @@ class FilesystemStore(BlobStore):
                 os.fsync(fd)
         finally:
             os.close(fd)
+        created = not target.parent.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
         if self.fsync:
             _fsync_dir(target.parent)
+            if created:  # the new folder's own entry must reach the disk too
+                _fsync_dir(target.parent.parent)
         self.upload_delete(upload_id)
         return True
 
@@ -129,6 +140,9 @@ class FilesystemStore(BlobStore):
         size = os.fstat(fh.fileno()).st_size
         if length is None:
             length = size - start
+        if start < 0 or length < 0 or start + length > size:
+            fh.close()
+            raise StorageError(f"range {start}+{length} is outside the blob's {size} bytes")
         fh.seek(start)
         return BlobReader(
             size=size, length=length, chunks=_read_range(fh, length), file=fh, close=fh.close
@@ -162,11 +176,17 @@ def _read_range(fh, length: int) -> Iterator[bytes]:
         fh.close()
 
 
-def _hash_fd(fd: int, algorithm: str) -> str:
+def _hash_fd(fd: int, algorithm: str, size: int) -> str:
+    """Hash the first ``size`` bytes of an open file."""
     hasher = hashlib.new(algorithm)
     os.lseek(fd, 0, os.SEEK_SET)
-    while chunk := os.read(fd, CHUNK_SIZE):
+    remaining = size
+    while remaining > 0:
+        chunk = os.read(fd, min(CHUNK_SIZE, remaining))
+        if not chunk:
+            break
         hasher.update(chunk)
+        remaining -= len(chunk)
     return f"{algorithm}:{hasher.hexdigest()}"
 
 

@@ -1,7 +1,7 @@
 """The one place that turns digests and upload ids into storage keys.
 
-    blobs/<algorithm>/<first two hex digits>/<hex>
-    uploads/<session id>/...
+blobs/<algorithm>/<first two hex digits>/<hex>
+uploads/<session id>/...
 """
 
 from __future__ import annotations

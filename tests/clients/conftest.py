@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.clients import dockerd, podman, reference_registry, sample_images  # noqa: F401
-from tests.fixtures.images import build_image, build_multiarch  # noqa: F401
-
 
 @pytest.fixture(scope="session")
 def registry_host(client_registry) -> str:
