@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 
 
@@ -41,8 +42,8 @@ def serve(argv: list[str]) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("HARBORPY_WORKERS", "2")),
-        help="server processes (default 2, env HARBORPY_WORKERS)",
+        default=int(os.environ.get("HARBORPY_WORKERS", "1")),
+        help="server processes (default 1, env HARBORPY_WORKERS); each has --threads threads",
     )
     parser.add_argument(
         "--threads",
@@ -53,16 +54,11 @@ def serve(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     os.environ["HARBORPY_DATA"] = os.path.abspath(args.data)
     os.makedirs(os.environ["HARBORPY_DATA"], exist_ok=True)
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connections
-
-    call_command("migrate", interactive=False, verbosity=0)
-    call_command("check", deploy=False)
-    connections.close_all()  # never share a connection with the forked workers
+    # Migrations and checks run in a child process: the server's master process never
+    # imports Django, so it stays small and its forked workers start clean.
+    prepare = subprocess.run([sys.executable, "-m", "harborpy.cli", "migrate", "--no-input", "-v0"])
+    if prepare.returncode != 0:
+        sys.exit(prepare.returncode)
     from .server import run_server
 
     print(
