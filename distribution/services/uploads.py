@@ -15,7 +15,7 @@ import hashlib
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -95,7 +95,8 @@ def upload_append(*, upload: Upload, chunks: Iterable[bytes], start: int | None 
     _claim(upload)
     hasher = _live.take(upload)
     try:
-        written = blob_store().upload_write(upload.id, upload.size, _hashing(chunks, hasher))
+        stream = chunks if hasher is None else storage.hashing(chunks, hasher)
+        written = blob_store().upload_write(upload.id, upload.size, stream)
     except BaseException:
         _live.drop(upload.id)
         Upload.objects.filter(pk=upload.id).update(busy_since=None)
@@ -176,12 +177,3 @@ def _claim(upload: Upload) -> None:
         if current is None:
             raise UploadUnknown("blob upload unknown to registry", detail={"uuid": upload.id})
         raise RangeInvalid("another request is writing to this upload", upload=current)
-
-
-def _hashing(chunks: Iterable[bytes], hasher: Any | None) -> Iterator[bytes]:
-    if hasher is None:
-        yield from chunks
-        return
-    for chunk in chunks:
-        hasher.update(chunk)
-        yield chunk

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from .base import BlobReader, BlobStore
+from .base import BlobReader, BlobStore, hashing
 from .errors import BlobMissing, DigestMismatch, StorageError, UploadMissing
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "DigestMismatch",
     "StorageError",
     "UploadMissing",
+    "hashing",
     "open_store",
 ]
 

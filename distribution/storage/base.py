@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 
 CHUNK_SIZE = 1 << 20
+
+
+def hashing(chunks: Iterable[bytes], hasher: Any) -> Iterator[bytes]:
+    """Pass ``chunks`` through unchanged, feeding each to ``hasher`` on the way."""
+    for chunk in chunks:
+        hasher.update(chunk)
+        yield chunk
 
 
 class BlobReader:
