@@ -96,6 +96,14 @@ class PaginationInvalid(RegistryError):
     """`n` or `last` of a list request is unusable."""
 
 
+class RouteUnknown(RegistryError):
+    """The path is under /v2/ but names no endpoint of the API."""
+
+
+class InternalError(RegistryError):
+    """Something failed on the server's side; details are in its log."""
+
+
 class Denied(RegistryError):
     """The principal may not do this."""
 

@@ -33,14 +33,15 @@ def blob_get(*, repository_name: str, digest: str) -> RepositoryBlob:
 def manifest_get(*, repository_name: str, reference: str, accept: list[str]) -> Manifest:
     """The manifest a tag or digest names, in a media type the client accepts.
 
-    When the stored manifest is an index the client cannot read, the
-    linux/amd64 child is served instead, as the reference registry does for old
-    clients; any other unacceptable type is MANIFEST_UNKNOWN.
+    When a tag names an index the client cannot read, the linux/amd64 child is
+    served instead, as the reference registry does for old clients.  A digest
+    always means those exact bytes: any other unacceptable type is
+    MANIFEST_UNKNOWN.
     """
     manifest = _manifest_by_reference(repository_name, reference)
     if _accepts(accept, manifest.media_type):
         return manifest
-    if manifest.media_type in INDEX_TYPES:
+    if manifest.media_type in INDEX_TYPES and not is_digest(reference):
         child = _default_platform_child(manifest, accept)
         if child is not None:
             return child

@@ -19,4 +19,5 @@ urlpatterns = [
     re_path(rf"^v2/{NAME}/blobs/uploads/(?P<upload_id>[^/]+)$", views.UploadView.as_view()),
     re_path(rf"^v2/{NAME}/blobs/(?P<digest>[^/]+)$", views.BlobView.as_view()),
     re_path(rf"^v2/{NAME}/referrers/(?P<digest>[^/]+)$", views.ReferrersView.as_view()),
+    re_path(r"^v2/(?P<rest>.*)$", views.UnknownRouteView.as_view()),
 ]

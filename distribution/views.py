@@ -7,6 +7,7 @@ access policy, and renders every domain error through ``errors``.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -26,9 +27,11 @@ from .exceptions import (
     BlobRangeInvalid,
     BlobUnknown,
     DigestInvalid,
+    InternalError,
     ManifestTooLarge,
     RangeInvalid,
     RegistryError,
+    RouteUnknown,
     SizeInvalid,
     Unsupported,
     UploadInvalid,
@@ -38,6 +41,7 @@ from .models import Manifest, Upload
 from .storage import BlobMissing, BlobReader
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+logger = logging.getLogger(__name__)
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -60,6 +64,12 @@ class RegistryView(View):
                 _upload_headers(response, error.upload)
             elif isinstance(error, BlobRangeInvalid):
                 response["Content-Range"] = f"bytes */{error.size}"
+            elif isinstance(error, Unsupported):
+                allowed = [m.upper() for m in self.http_method_names if hasattr(self, m)]
+                response["Allow"] = ", ".join(allowed)
+        except Exception as error:  # a bug or a broken backend: still the spec's JSON
+            logger.exception("%s %s failed", request.method, request.path)
+            response = error_response(InternalError(f"internal error: {type(error).__name__}"))
         for header, value in API_VERSION.items():
             response[header] = value
         return response
@@ -73,6 +83,22 @@ class BaseView(RegistryView):
 
     def get(self, request) -> HttpResponse:
         return _json({})
+
+
+class UnknownRouteView(RegistryView):
+    """Anything under /v2/ that is no endpoint of the API."""
+
+    route = "unknown"
+    http_method_names = ["get", "head", "post", "put", "patch", "delete", "options"]
+
+    def dispatch(self, request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        kwargs.pop("rest", None)
+        return super().dispatch(request, *args, **kwargs)
+
+    def _unknown(self, request, *args: Any, **kwargs: Any) -> HttpResponse:
+        raise RouteUnknown(f"no such endpoint: {request.path}")
+
+    get = head = post = put = patch = delete = options = _unknown
 
 
 class CatalogView(RegistryView):
@@ -124,7 +150,7 @@ class ManifestView(RegistryView):
             content_type=request.META.get("CONTENT_TYPE"),
             body=body,
         )
-        response = HttpResponse(status=201)
+        response = _empty(201)
         response["Location"] = f"/v2/{name}/manifests/{manifest.digest}"
         response["Docker-Content-Digest"] = manifest.digest
         if manifest.subject_digest:
@@ -133,7 +159,7 @@ class ManifestView(RegistryView):
 
     def delete(self, request, name: str, reference: str) -> HttpResponse:
         services.manifest_delete(repository_name=name, reference=reference)
-        return HttpResponse(status=202)
+        return _empty(202)
 
     @staticmethod
     def _select(request, name: str, reference: str) -> Manifest:
@@ -160,7 +186,7 @@ class BlobView(RegistryView):
         if settings.HARBORPY_STORAGE_REDIRECT and byte_range is None:
             url = store.blob_url(digest, settings.HARBORPY_STORAGE_REDIRECT_TTL)
             if url:
-                redirect = HttpResponse(status=307)
+                redirect = _empty(307)
                 redirect["Location"] = url
                 redirect["Docker-Content-Digest"] = digest
                 return redirect
@@ -190,7 +216,7 @@ class BlobView(RegistryView):
     def delete(self, request, name: str, digest: str) -> HttpResponse:
         check_digest(digest)
         services.blob_delete(repository_name=name, digest=digest)
-        return HttpResponse(status=202)
+        return _empty(202)
 
 
 class UploadStartView(RegistryView):
@@ -205,15 +231,14 @@ class UploadStartView(RegistryView):
             if blob is not None:
                 return _blob_created(name, blob.digest)
         digest = request.GET.get("digest")
-        upload = services.upload_start(repository_name=name)
         if digest:  # monolithic upload: the whole blob in this request
-            blob = services.upload_complete(
-                upload=upload, digest=digest, chunks=body_chunks(request)
+            blob = services.upload_monolithic(
+                repository_name=name, digest=digest, chunks=body_chunks(request)
             )
             return _blob_created(name, blob.digest)
         if has_body(request):
-            services.upload_cancel(upload=upload)
             raise UploadInvalid("a POST with a body needs ?digest=")
+        upload = services.upload_start(repository_name=name)
         return _upload_response(upload, status=202)
 
 
@@ -244,7 +269,7 @@ class UploadView(RegistryView):
     def delete(self, request, name: str, upload_id: str) -> HttpResponse:
         upload = services.upload_get(repository_name=name, upload_id=upload_id)
         services.upload_cancel(upload=upload)
-        return HttpResponse(status=204)
+        return _empty(204)
 
 
 class ReferrersView(RegistryView):
@@ -275,18 +300,23 @@ def _manifest_headers(response: HttpResponse, manifest: Manifest) -> HttpRespons
     return response
 
 
-def _blob_created(name: str, digest: str) -> HttpResponse:
-    response = HttpResponse(status=201)
-    response["Location"] = f"/v2/{name}/blobs/{digest}"
-    response["Docker-Content-Digest"] = digest
+def _empty(status: int) -> HttpResponse:
+    """A response without a body (and so without Django's default text/html type)."""
+    response = HttpResponse(status=status)
+    del response["Content-Type"]
     response["Content-Length"] = "0"
     return response
 
 
+def _blob_created(name: str, digest: str) -> HttpResponse:
+    response = _empty(201)
+    response["Location"] = f"/v2/{name}/blobs/{digest}"
+    response["Docker-Content-Digest"] = digest
+    return response
+
+
 def _upload_response(upload: Upload, *, status: int) -> HttpResponse:
-    response = HttpResponse(status=status)
-    response["Content-Length"] = "0"
-    return _upload_headers(response, upload)
+    return _upload_headers(_empty(status), upload)
 
 
 def _upload_headers(response: HttpResponse, upload: Upload) -> HttpResponse:

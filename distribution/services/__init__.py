@@ -2,7 +2,14 @@
 
 from .blobs import blob_delete, blob_mount
 from .manifests import manifest_delete, manifest_put
-from .uploads import upload_append, upload_cancel, upload_complete, upload_get, upload_start
+from .uploads import (
+    upload_append,
+    upload_cancel,
+    upload_complete,
+    upload_get,
+    upload_monolithic,
+    upload_start,
+)
 
 __all__ = [
     "blob_delete",
@@ -13,5 +20,6 @@ __all__ = [
     "upload_cancel",
     "upload_complete",
     "upload_get",
+    "upload_monolithic",
     "upload_start",
 ]

@@ -39,6 +39,7 @@ def manifest_put(
     tag = None
     if is_digest(reference):
         _check_reference_digest(reference, body)
+        parsed.digest = reference  # pushed by a sha512 digest, pulled by it
     else:
         tag = check_tag(reference)
     with transaction.atomic():

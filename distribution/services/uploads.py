@@ -12,6 +12,7 @@ rehashes from the store; correctness never depends on the cache.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -29,6 +30,8 @@ from ..exceptions import DigestInvalid, RangeInvalid, UploadUnknown
 from ..grammar import check_digest
 from ..models import Blob, Upload
 from .repositories import blob_link, repository_for_push
+
+logger = logging.getLogger(__name__)
 
 LIVE_ALGORITHM = "sha256"
 # A writer that has not finished after this long is taken to be dead (its process died).
@@ -149,15 +152,32 @@ def upload_complete(
     return blob
 
 
+def upload_monolithic(*, repository_name: str, digest: str, chunks: Iterable[bytes]) -> Blob:
+    """Store a whole blob sent in one request; on any failure no session or byte remains."""
+    check_digest(digest)
+    upload = upload_start(repository_name=repository_name)
+    try:
+        return upload_complete(upload=upload, digest=digest, chunks=chunks)
+    except BaseException:
+        _discard(upload)
+        raise
+
+
 def upload_cancel(*, upload: Upload) -> None:
     """Abandon an upload session and drop its bytes."""
     _discard(upload)
 
 
 def _discard(upload: Upload) -> None:
+    """Forget an upload: its row first, so that no request can use it any more, then its
+    bytes.  Bytes that cannot be deleted now (the store is unreachable) have no row and
+    are reclaimed by garbage collection."""
     _live.drop(upload.id)
-    blob_store().upload_delete(upload.id)
     Upload.objects.filter(pk=upload.id).delete()
+    try:
+        blob_store().upload_delete(upload.id)
+    except Exception:
+        logger.warning("could not delete the data of upload %s", upload.id, exc_info=True)
 
 
 def _claim(upload: Upload) -> None:
