@@ -30,7 +30,9 @@ def blob_get(*, repository_name: str, digest: str) -> RepositoryBlob:
     return link
 
 
-def manifest_get(*, repository_name: str, reference: str, accept: list[str]) -> Manifest:
+def manifest_get(
+    *, repository_name: str, reference: str, accept: list[str], with_body: bool = True
+) -> Manifest:
     """The manifest a tag or digest names, in a media type the client accepts.
 
     When a tag names an index the client cannot read, the linux/amd64 child is
@@ -38,7 +40,7 @@ def manifest_get(*, repository_name: str, reference: str, accept: list[str]) -> 
     always means those exact bytes: any other unacceptable type is
     MANIFEST_UNKNOWN.
     """
-    manifest = _manifest_by_reference(repository_name, reference)
+    manifest = _manifest_by_reference(repository_name, reference, with_body)
     if _accepts(accept, manifest.media_type):
         return manifest
     if manifest.media_type in INDEX_TYPES and not is_digest(reference):
@@ -51,20 +53,16 @@ def manifest_get(*, repository_name: str, reference: str, accept: list[str]) -> 
     )
 
 
-def _manifest_by_reference(repository_name: str, reference: str) -> Manifest:
+def _manifest_by_reference(repository_name: str, reference: str, with_body: bool) -> Manifest:
+    manifests = Manifest.objects.filter(repository__name=repository_name)
+    if not with_body:
+        manifests = manifests.defer("body")
     if is_digest(reference):
         check_digest(reference)
-        manifest = Manifest.objects.filter(
-            repository__name=repository_name, digest=reference
-        ).first()
+        manifest = manifests.filter(digest=reference).first()
     else:
         check_tag(reference)
-        tag = (
-            Tag.objects.filter(repository__name=repository_name, name=reference)
-            .select_related("manifest")
-            .first()
-        )
-        manifest = tag.manifest if tag else None
+        manifest = manifests.filter(tags__name=reference).first()
     if manifest is not None:
         return manifest
     if not Repository.objects.filter(name=repository_name).exists():

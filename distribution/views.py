@@ -132,7 +132,7 @@ class ManifestView(RegistryView):
         return _manifest_headers(response, manifest)
 
     def head(self, request, name: str, reference: str) -> HttpResponse:
-        manifest = self._select(request, name, reference)
+        manifest = self._select(request, name, reference, with_body=False)
         response = HttpResponse(content_type=manifest.media_type)
         return _manifest_headers(response, manifest)
 
@@ -162,9 +162,11 @@ class ManifestView(RegistryView):
         return _empty(202)
 
     @staticmethod
-    def _select(request, name: str, reference: str) -> Manifest:
+    def _select(request, name: str, reference: str, *, with_body: bool = True) -> Manifest:
         accept = selectors.parse_accept(request.META.get("HTTP_ACCEPT", ""))
-        return selectors.manifest_get(repository_name=name, reference=reference, accept=accept)
+        return selectors.manifest_get(
+            repository_name=name, reference=reference, accept=accept, with_body=with_body
+        )
 
 
 class BlobView(RegistryView):

@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> None:
     execute_from_command_line(["harborpy", *argv])
 
 
+def default_workers() -> int:
+    """One server process per CPU, at most 4: Python code, not I/O, limits a process."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def serve(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="harborpy serve", description="Run the registry.")
     parser.add_argument(
@@ -42,8 +47,9 @@ def serve(argv: list[str]) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("HARBORPY_WORKERS", "1")),
-        help="server processes (default 1, env HARBORPY_WORKERS); each has --threads threads",
+        default=int(os.environ.get("HARBORPY_WORKERS", "0")) or default_workers(),
+        help="server processes (default: one per CPU, at most 4; env HARBORPY_WORKERS); "
+        "each has --threads threads",
     )
     parser.add_argument(
         "--threads",

@@ -50,8 +50,9 @@ class _Server(BaseApplication):
 def run_server(*, listen: str, workers: int, threads: int) -> None:
     """Serve the registry until SIGTERM/SIGINT, with gthread workers.
 
-    Threads keep slow uploads from holding a whole process; sendfile stays on
-    for blob downloads from the filesystem.
+    Threads keep slow uploads from holding a whole process.  sendfile is left
+    at gunicorn's default (on): setting it to True explicitly turns it off in
+    gunicorn 27.
     """
     _bound_malloc()
     _Server(
@@ -63,7 +64,6 @@ def run_server(*, listen: str, workers: int, threads: int) -> None:
             "timeout": 120,
             "graceful_timeout": 30,
             "keepalive": 75,
-            "sendfile": True,
             "control_socket_disable": True,
             "accesslog": None,
             "errorlog": "-",

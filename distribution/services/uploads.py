@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -78,12 +79,21 @@ def upload_start(*, repository_name: str) -> Upload:
 
 
 def upload_get(*, repository_name: str, upload_id: str) -> Upload:
-    """The upload session ``upload_id`` of ``repository_name``, or UploadUnknown."""
+    """The upload session ``upload_id`` of ``repository_name``, or UploadUnknown.
+
+    A session untouched for longer than HARBORPY_UPLOAD_EXPIRY is abandoned: it is
+    dropped here and the client must start over.
+    """
     try:
         uuid.UUID(upload_id)
-        return Upload.objects.get(pk=upload_id, repository_name=repository_name)
+        upload = Upload.objects.get(pk=upload_id, repository_name=repository_name)
     except (ValueError, Upload.DoesNotExist):
         raise UploadUnknown("blob upload unknown to registry", detail={"uuid": upload_id}) from None
+    expiry = timedelta(seconds=settings.HARBORPY_UPLOAD_EXPIRY)
+    if upload.updated_at < timezone.now() - expiry and upload.busy_since is None:
+        _discard(upload)
+        raise UploadUnknown("blob upload expired", detail={"uuid": upload_id})
+    return upload
 
 
 def upload_append(*, upload: Upload, chunks: Iterable[bytes], start: int | None = None) -> Upload:
@@ -124,9 +134,25 @@ def upload_complete(
     check_digest(digest)
     if chunks is not None:
         upload = upload_append(upload=upload, chunks=chunks, start=start)
-    else:
-        _live.drop(upload.id)
     _claim(upload)
+    _live.drop(upload.id)
+    try:
+        _commit(upload, digest)
+        with transaction.atomic():
+            repository = repository_for_push(upload.repository_name)
+            blob = blob_link(repository=repository, digest=digest, size=upload.size)
+            upload.delete()
+    except (DigestInvalid, UploadUnknown):
+        raise  # the session is gone already
+    except BaseException:
+        # Let the client retry at once instead of waiting out the claim.
+        Upload.objects.filter(pk=upload.id).update(busy_since=None)
+        raise
+    return blob
+
+
+def _commit(upload: Upload, digest: str) -> None:
+    """Commit the upload's bytes under ``digest``, hashing them again only when needed."""
     known = upload.digest
     same_algorithm = known.split(":", 1)[0] == digest.split(":", 1)[0]
     try:
@@ -141,15 +167,12 @@ def upload_complete(
             "provided digest did not match uploaded content",
             detail={"digest": digest, "actual": mismatch.actual},
         ) from None
-    except BaseException:
-        Upload.objects.filter(pk=upload.id).update(busy_since=None)
-        raise
-    with transaction.atomic():
-        blob = blob_link(
-            repository=repository_for_push(upload.repository_name), digest=digest, size=upload.size
-        )
-        upload.delete()
-    return blob
+    except storage.UploadMissing:
+        _discard(upload)
+        raise UploadUnknown(
+            "the upload's data is gone from storage; start the upload again",
+            detail={"uuid": upload.id},
+        ) from None
 
 
 def upload_monolithic(*, repository_name: str, digest: str, chunks: Iterable[bytes]) -> Blob:

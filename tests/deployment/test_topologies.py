@@ -295,3 +295,41 @@ def test_server_memory_stays_flat_for_a_large_blob(transactional_db, tmp_path: P
         )
     finally:
         server.stop()
+
+
+# --- sendfile ------------------------------------------------------------------------------
+
+
+def test_filesystem_blobs_leave_through_sendfile(transactional_db, tmp_path: Path) -> None:
+    """A blob GET hands the file to the kernel: sendfile(2), not reads copied through Python."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    server = start_server(tmp_path / "node", workers=1)
+    try:
+        data = os.urandom(8 << 20)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        url = f"{server.url}/v2/sf/blob/blobs"
+        assert requests.post(f"{url}/uploads/?digest={digest}", data=data, timeout=30).ok
+        worker = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()[0]
+        trace = tmp_path / "trace"
+        tracer = subprocess.Popen(
+            ["strace", "-f", "-qq", "-e", "trace=sendfile", "-o", str(trace), "-p", worker]
+        )
+        try:
+            # strace attaches asynchronously: retry the GET until a sendfile shows up.
+            for _ in range(20):
+                answer = requests.get(f"{url}/{digest}", timeout=30)
+                assert answer.content == data
+                if trace.exists() and "sendfile(" in trace.read_text():
+                    break
+        finally:
+            tracer.terminate()
+            tracer.wait(timeout=10)
+        calls = [line for line in trace.read_text().splitlines() if "sendfile(" in line]
+        assert calls, "the blob was not sent with sendfile(2)"
+        assert sum(int(line.rsplit("=", 1)[1]) for line in calls if "= " in line) >= len(data)
+    finally:
+        server.stop()

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import requests
+from django.utils import timezone
 
 from distribution.models import Manifest, Repository, Tag, Upload
 from tests.distribution.helpers import (
@@ -42,6 +45,7 @@ from tests.distribution.helpers import (
     push_manifest,
     send,
     start_upload,
+    storage_root,
     upload_data_size,
     upload_dirs,
     upload_id_of,
@@ -746,3 +750,68 @@ def test_a_broken_storage_backend_gives_a_json_500(settings, caplog):
     assert error["code"] == "UNKNOWN"
     assert response["Docker-Distribution-API-Version"] == "registry/2.0"
     assert Upload.objects.count() == 0, "the failed upload left no session"
+
+
+def test_an_abandoned_upload_expires(registry, settings):
+    location = start_upload(registry, NAME)
+    upload_id = upload_id_of(location)
+    assert patch_chunk(location, os.urandom(1000), 0).status_code == 202
+    long_ago = timezone.now() - timedelta(seconds=settings.HARBORPY_UPLOAD_EXPIRY + 60)
+    Upload.objects.filter(pk=upload_id).update(updated_at=long_ago)
+
+    response = patch_chunk(location, os.urandom(10), 1000)
+
+    assert_error(response, 404, "BLOB_UPLOAD_UNKNOWN")
+    assert not Upload.objects.filter(pk=upload_id).exists()
+    assert upload_data_size(registry, upload_id) is None
+
+
+def test_an_upload_whose_bytes_vanished_from_storage_must_start_again(registry):
+    data = os.urandom(2000)
+    location = start_upload(registry, NAME)
+    upload_id = upload_id_of(location)
+    location = patch_chunk(location, data, 0).headers["Location"]
+    shutil.rmtree(storage_root(registry) / "uploads" / upload_id)
+
+    response = requests.put(absolute(registry, location), params={"digest": digest_of(data)})
+
+    assert_error(response, 404, "BLOB_UPLOAD_UNKNOWN")
+    assert not Upload.objects.filter(pk=upload_id).exists()
+    assert not blob_file(registry, digest_of(data)).exists()
+
+
+def test_a_keep_alive_connection_stays_in_step_after_refused_bodies(registry):
+    """Bodies refused before or after being read never leak into the next request.
+
+    (gunicorn drains up to 64 KiB of an unread body and closes the connection
+    beyond that, so the pieces here are small enough for the connection to live.)
+    """
+    import http.client
+
+    host, port = registry.host.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def call(method, path, body=None, headers=None):
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        response.read()
+        assert not response.will_close
+        return response
+
+    location = call("POST", f"/v2/{NAME}/blobs/uploads/").getheader("Location")
+    piece = os.urandom(16 * 1024)
+    # refused before the body is read: wrong start offset
+    response = call("PATCH", location, piece, {"Content-Range": f"5-{5 + len(piece) - 1}"})
+    assert response.status == 416
+    # refused after the body is read: digest mismatch
+    response = call("POST", f"/v2/{NAME}/blobs/uploads/?digest={digest_of(b'x')}", piece)
+    assert response.status == 400
+    # the connection still serves requests in step
+    response = call("PATCH", location, piece, {"Content-Range": f"0-{len(piece) - 1}"})
+    assert response.status == 202 and response.getheader("Range") == f"0-{len(piece) - 1}"
+    response = call("PUT", f"{location}?digest={digest_of(piece)}")
+    assert response.status == 201
+    connection.request("GET", "/v2/")
+    response = connection.getresponse()
+    assert (response.status, response.read()) == (200, b"{}")
+    connection.close()
