@@ -173,16 +173,15 @@ class BlobView(RegistryView):
     route = "blob"
 
     def head(self, request, name: str, digest: str) -> HttpResponse:
-        link = selectors.blob_get(repository_name=name, digest=digest)
+        blob = selectors.blob_get(repository_name=name, digest=digest)
         response = HttpResponse(content_type="application/octet-stream")
-        response["Content-Length"] = str(link.blob.size)
+        response["Content-Length"] = str(blob.size)
         response["Docker-Content-Digest"] = digest
         response["Accept-Ranges"] = "bytes"
         return response
 
     def get(self, request, name: str, digest: str) -> HttpResponseBase:
-        link = selectors.blob_get(repository_name=name, digest=digest)
-        size = link.blob.size
+        size = selectors.blob_get(repository_name=name, digest=digest).size
         byte_range = _parse_range(request.META.get("HTTP_RANGE"), size)
         store = blob_store()
         if settings.HARBORPY_STORAGE_REDIRECT and byte_range is None:
