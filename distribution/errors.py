@@ -34,6 +34,7 @@ ERROR_TABLE: dict[type[exc.RegistryError], tuple[str, int]] = {
     exc.ManifestReferenced: ("DENIED", 409),
     exc.PaginationInvalid: ("PAGINATION_NUMBER_INVALID", 400),
     exc.Denied: ("DENIED", 403),
+    exc.QuotaExceeded: ("DENIED", 403),
     exc.Unsupported: ("UNSUPPORTED", 405),
     exc.RouteUnknown: ("UNSUPPORTED", 404),
     exc.InternalError: ("UNKNOWN", 500),

@@ -108,5 +108,9 @@ class Denied(RegistryError):
     """The principal may not do this."""
 
 
+class QuotaExceeded(RegistryError):
+    """The push would take the project over its storage quota."""
+
+
 class Unsupported(RegistryError):
     """The operation is not supported here."""

@@ -13,9 +13,15 @@ DIGEST_MAX = 135  # "sha512:" + 128 hex digits
 
 
 class Repository(models.Model):
-    """A named collection of manifests and tags, created by its first push."""
+    """A named collection of manifests and tags, created by its first push.
+
+    It belongs to the project its name starts with: ``library/app`` is in ``library``.
+    """
 
     name = models.CharField(max_length=255, unique=True)
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.PROTECT, related_name="repositories"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

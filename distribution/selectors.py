@@ -9,8 +9,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import Collate
+
+from projects.models import Project
 
 from .exceptions import BlobUnknown, ManifestUnknown, NameUnknown, PaginationInvalid
 from .grammar import check_digest, check_name, check_tag, is_digest
@@ -167,6 +169,13 @@ def _page(queryset: QuerySet[Any], field: str, limit: int, last: str | None) -> 
         items = items[:limit]
         return Page(items, items[-1], limit)
     return Page(items, None, limit)
+
+
+def project_usage(*, project: Project) -> int:
+    """Bytes of the distinct blobs a project's repositories hold (each blob counted once)."""
+    linked = RepositoryBlob.objects.filter(repository__project=project).values("blob_id")
+    total = Blob.objects.filter(id__in=linked).aggregate(total=Sum("size"))["total"]
+    return int(total or 0)
 
 
 def referrers(*, repository_name: str, digest: str, artifact_type: str | None) -> dict[str, Any]:

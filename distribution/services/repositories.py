@@ -1,18 +1,74 @@
-"""Repository rows and blob links, shared by the upload and manifest services."""
+"""Repository rows, blob links and project quotas, shared by the upload and manifest services."""
 
 from __future__ import annotations
 
+from projects.models import Project
+
+from ..exceptions import NameInvalid, NameUnknown, QuotaExceeded
 from ..models import Blob, Repository, RepositoryBlob
+from ..selectors import project_usage
+
+
+def project_for_push(name: str) -> Project:
+    """The project a push to repository ``name`` goes into; it must exist already."""
+    first, separator, _ = name.partition("/")
+    if not separator:
+        raise NameInvalid(
+            "a repository name is <project>/<repository>, e.g. library/app",
+            detail={"name": name},
+        )
+    project = Project.objects.filter(name=first).first()
+    if project is None:
+        raise NameUnknown(
+            f"project {first!r} does not exist; create it before pushing to it",
+            detail={"project": first},
+        )
+    return project
 
 
 def repository_for_push(name: str) -> Repository:
-    """The repository a push writes to, created by the first push."""
-    repository, _ = Repository.objects.get_or_create(name=name)
+    """The repository a push writes to, created by the first push into its project."""
+    repository = Repository.objects.filter(name=name).select_related("project").first()
+    if repository is not None:
+        return repository
+    repository, _ = Repository.objects.get_or_create(
+        name=name, defaults={"project": project_for_push(name)}
+    )
     return repository
 
 
+def quota_check(*, project: Project, digest: str, size: int) -> None:
+    """Raise QuotaExceeded if adding blob ``digest`` would take the project over its quota.
+
+    A blob counts once per project, however many of its repositories hold it.
+    """
+    if project.quota_bytes is None:
+        return
+    if RepositoryBlob.objects.filter(repository__project=project, blob__digest=digest).exists():
+        return
+    used = project_usage(project=project)
+    if used + size > project.quota_bytes:
+        raise QuotaExceeded(
+            f"quota exceeded: project {project.name!r} holds {used} of {project.quota_bytes} "
+            f"bytes and this blob needs {size} more",
+            detail={
+                "project": project.name,
+                "quota": project.quota_bytes,
+                "used": used,
+                "needed": size,
+            },
+        )
+
+
 def blob_link(*, repository: Repository, digest: str, size: int) -> Blob:
-    """Record a stored blob and let ``repository`` see it (idempotent)."""
+    """Record a stored blob and let ``repository`` see it (idempotent), within its quota.
+
+    Call inside a transaction: the project row is locked while its quota is
+    checked, so concurrent pushes cannot both slip under the limit.
+    """
+    if repository.project.quota_bytes is not None:
+        project = Project.objects.select_for_update().get(pk=repository.project_id)
+        quota_check(project=project, digest=digest, size=size)
     blob, _ = Blob.objects.get_or_create(digest=digest, defaults={"size": size})
     RepositoryBlob.objects.get_or_create(repository=repository, blob=blob)
     return blob

@@ -28,10 +28,10 @@ from django.utils import timezone
 
 from .. import storage
 from ..blobstore import blob_store
-from ..exceptions import DigestInvalid, RangeInvalid, UploadUnknown
+from ..exceptions import DigestInvalid, NameUnknown, QuotaExceeded, RangeInvalid, UploadUnknown
 from ..grammar import check_digest
 from ..models import Blob, Upload
-from .repositories import blob_link, repository_for_push
+from .repositories import blob_link, project_for_push, quota_check, repository_for_push
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def _bookkeeping() -> Iterator[None]:
 
 
 def upload_start(*, repository_name: str) -> Upload:
-    """Open an upload session for a repository."""
+    """Open an upload session for a repository of an existing project."""
+    project_for_push(repository_name)  # refuse before the client sends a byte
     with _bookkeeping():
         return Upload.objects.create(id=str(uuid.uuid4()), repository_name=repository_name)
 
@@ -157,6 +158,13 @@ def upload_complete(
     check_digest(digest)
     if chunks is not None:
         upload = upload_append(upload=upload, chunks=chunks, start=start)
+    # Before the bytes are committed: a push over quota stores nothing, session included.
+    try:
+        project = project_for_push(upload.repository_name)
+        quota_check(project=project, digest=digest, size=upload.size)
+    except (QuotaExceeded, NameUnknown):
+        _discard(upload)
+        raise
     _claim(upload)
     _live.drop(upload.id)
     try:

@@ -74,7 +74,7 @@ def test_embedded_server_keeps_everything_under_its_data_folder(
 
 
 @pytest.fixture
-def s3_server(s3_bucket_url: str, transactional_db, tmp_path: Path):
+def s3_server(s3_bucket_url: str, suite_projects, tmp_path: Path):
     servers: list[LiveServer] = []
 
     def start(**env: str) -> LiveServer:
@@ -146,7 +146,7 @@ def test_blob_get_redirects_to_a_presigned_url(
 
 
 @pytest.fixture(params=["filesystem", "s3"])
-def two_nodes(request, transactional_db, tmp_path: Path):
+def two_nodes(request, suite_projects, tmp_path: Path):
     if request.param == "s3":
         storage = request.getfixturevalue("s3_bucket_url")
     else:
@@ -249,7 +249,7 @@ def _worker_peak_rss(server: LiveServer) -> int:
     raise AssertionError("no VmHWM")
 
 
-def test_server_memory_stays_flat_for_a_large_blob(transactional_db, tmp_path: Path) -> None:
+def test_server_memory_stays_flat_for_a_large_blob(suite_projects, tmp_path: Path) -> None:
     server = start_server(tmp_path / "node", workers=1)
     try:
         block = os.urandom(1 << 20)
@@ -300,7 +300,7 @@ def test_server_memory_stays_flat_for_a_large_blob(transactional_db, tmp_path: P
 # --- sendfile ------------------------------------------------------------------------------
 
 
-def test_filesystem_blobs_leave_through_sendfile(transactional_db, tmp_path: Path) -> None:
+def test_filesystem_blobs_leave_through_sendfile(suite_projects, tmp_path: Path) -> None:
     """A blob GET hands the file to the kernel: sendfile(2), not reads copied through Python."""
     import shutil
     import subprocess

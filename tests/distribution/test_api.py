@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from projects.models import Project
 from tests.distribution.helpers import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -296,7 +297,7 @@ def test_blob_unknown(registry, blob):
 
 def test_blob_is_scoped_to_its_repository(registry, blob):
     digest, _ = blob
-    assert requests.head(f"{registry.url}/v2/other/blobs/{digest}").status_code == 404
+    assert requests.head(f"{registry.url}/v2/lib/other/blobs/{digest}").status_code == 404
 
 
 # --- mount and deduplication --------------------------------------------------------------
@@ -304,30 +305,32 @@ def test_blob_is_scoped_to_its_repository(registry, blob):
 
 def test_cross_repository_mount(registry):
     data = os.urandom(4000)
-    digest = push_blob(registry, "a", data)
+    digest = push_blob(registry, "lib/a", data)
     before = blob_files(registry)
     response = requests.post(
-        f"{registry.url}/v2/b/blobs/uploads/", params={"mount": digest, "from": "a"}
+        f"{registry.url}/v2/lib/b/blobs/uploads/", params={"mount": digest, "from": "lib/a"}
     )
     assert response.status_code == 201, response.text
     assert response.headers["Docker-Content-Digest"] == digest
-    assert absolute(registry, response.headers["Location"]) == f"{registry.url}/v2/b/blobs/{digest}"
-    assert requests.get(f"{registry.url}/v2/b/blobs/{digest}").content == data
+    location = absolute(registry, response.headers["Location"])
+    assert location == f"{registry.url}/v2/lib/b/blobs/{digest}"
+    assert requests.get(f"{registry.url}/v2/lib/b/blobs/{digest}").content == data
     assert blob_files(registry) == before
 
 
 def test_mount_falls_back_to_an_upload(registry):
-    push_blob(registry, "a", b"something else")
+    push_blob(registry, "lib/a", b"something else")
     digest = digest_of(os.urandom(10))
     response = requests.post(
-        f"{registry.url}/v2/b/blobs/uploads/", params={"mount": digest, "from": "a"}
+        f"{registry.url}/v2/lib/b/blobs/uploads/", params={"mount": digest, "from": "lib/a"}
     )
     assert response.status_code == 202, response.text
     assert "Docker-Content-Digest" not in response.headers
     location = absolute(registry, response.headers["Location"])
-    assert location == f"{registry.url}/v2/b/blobs/uploads/{response.headers['Docker-Upload-UUID']}"
+    upload_id = response.headers["Docker-Upload-UUID"]
+    assert location == f"{registry.url}/v2/lib/b/blobs/uploads/{upload_id}"
     assert requests.get(location).status_code == 204
-    assert requests.head(f"{registry.url}/v2/b/blobs/{digest}").status_code == 404
+    assert requests.head(f"{registry.url}/v2/lib/b/blobs/{digest}").status_code == 404
 
 
 def test_same_layer_in_fifty_repositories_is_stored_once(registry):
@@ -655,7 +658,7 @@ def test_image_manifest_referrer_reports_its_config_type(registry):
 def test_referrers_are_scoped_to_the_repository_and_go_with_the_referrer(registry):
     image = push_image(registry, NAME, "v1")
     here = push_artifact(registry, NAME, "sbom", artifact_type=SBOM, subject=image)
-    push_artifact(registry, "elsewhere", "sbom", artifact_type=SBOM, subject=image)
+    push_artifact(registry, "lib/elsewhere", "sbom", artifact_type=SBOM, subject=image)
     assert referrers(registry, image.digest).json()["manifests"] == [
         referrer_descriptor(here, SBOM)
     ]
@@ -751,20 +754,31 @@ def test_tags_list_last_not_a_tag(registry, tagged):
     assert response.json()["tags"] == ["a1"]
 
 
-REPOSITORIES = ["lib", "lib-x", "lib.x", "lib/x", "lib_x", "libx", "a/b/c", "z9"]
+REPOSITORIES = ["z9/a", "lib_x/a", "lib/x", "lib.x/a", "libx/a", "lib-x/a", "lib/a", "a/b/c"]
 
 
 def test_catalog_sorted_and_paginated(registry):
     for name in reversed(REPOSITORIES):
+        Project.objects.get_or_create(name=name.split("/")[0])
         push_blob(registry, name, b"catalog")
     expected = sorted(REPOSITORIES)
-    assert expected == ["a/b/c", "lib", "lib-x", "lib.x", "lib/x", "lib_x", "libx", "z9"]
+    # byte order: "-" < "." < "/" < "_" < letters
+    assert expected == [
+        "a/b/c",
+        "lib-x/a",
+        "lib.x/a",
+        "lib/a",
+        "lib/x",
+        "lib_x/a",
+        "libx/a",
+        "z9/a",
+    ]
     response = requests.get(f"{registry.url}/v2/_catalog")
     assert response.status_code == 200
     assert response.json() == {"repositories": expected}
     response = requests.get(f"{registry.url}/v2/_catalog", params={"n": 2})
-    assert response.json() == {"repositories": ["a/b/c", "lib"]}
-    assert response.headers["Link"] == '</v2/_catalog?n=2&last=lib>; rel="next"'
+    assert response.json() == {"repositories": ["a/b/c", "lib-x/a"]}
+    assert response.headers["Link"] == '</v2/_catalog?n=2&last=lib-x%2Fa>; rel="next"'
     pages = walk(registry, "/v2/_catalog", "repositories", 3)
     assert pages == [expected[0:3], expected[3:6], expected[6:]]
     response = requests.get(f"{registry.url}/v2/_catalog", params={"n": 0})
@@ -773,12 +787,13 @@ def test_catalog_sorted_and_paginated(registry):
 
 
 def test_catalog_link_with_a_slash_in_last(registry):
-    for name in ("a/b", "a/c", "d"):
+    for name in ("a/b", "a/c", "d/x"):
+        Project.objects.get_or_create(name=name.split("/")[0])
         push_blob(registry, name, b"catalog")
     response = requests.get(f"{registry.url}/v2/_catalog", params={"n": 1, "last": "a/b"})
     assert response.json() == {"repositories": ["a/c"]}
     assert absolute(registry, next_link(response)).startswith(f"{registry.url}/v2/_catalog?n=1&")
-    assert requests.get(absolute(registry, next_link(response))).json() == {"repositories": ["d"]}
+    assert requests.get(absolute(registry, next_link(response))).json() == {"repositories": ["d/x"]}
 
 
 def test_delete_tag_keeps_the_manifest(registry, tagged):

@@ -19,6 +19,7 @@ import requests
 from django.utils import timezone
 
 from distribution.models import Manifest, Repository, Tag, Upload
+from projects.models import Project
 from tests.distribution.helpers import (
     DOCKER_MANIFEST,
     DOCKER_SCHEMA1,
@@ -197,21 +198,21 @@ def test_malformed_digest_in_monolithic_post(registry, store, digest):
 
 @pytest.mark.parametrize("digest", BAD_DIGESTS.values(), ids=BAD_DIGESTS.keys())
 def test_malformed_digest_in_mount(registry, store, digest):
-    push_blob(registry, "a", b"mountable")
+    push_blob(registry, "lib/a", b"mountable")
     store.blobs = blob_files(registry)
     response = requests.post(
-        f"{registry.url}/v2/b/blobs/uploads/", params={"mount": digest, "from": "a"}
+        f"{registry.url}/v2/lib/b/blobs/uploads/", params={"mount": digest, "from": "lib/a"}
     )
     assert_error(response, 400, "DIGEST_INVALID")
     store.unchanged()
-    assert not Repository.objects.filter(name="b").exists()
+    assert not Repository.objects.filter(name="lib/b").exists()
 
 
 def test_invalid_mount_source(registry, store):
-    digest = push_blob(registry, "a", b"mountable")
+    digest = push_blob(registry, "lib/a", b"mountable")
     store.blobs = blob_files(registry)
     response = requests.post(
-        f"{registry.url}/v2/b/blobs/uploads/", params={"mount": digest, "from": "A/../a"}
+        f"{registry.url}/v2/lib/b/blobs/uploads/", params={"mount": digest, "from": "A/../a"}
     )
     assert_error(response, 400, "NAME_INVALID")
     store.unchanged()
@@ -341,10 +342,10 @@ def test_unknown_upload(registry, store, upload_id, method):
 
 
 def test_upload_of_another_repository(registry):
-    location = start_upload(registry, "a")
+    location = start_upload(registry, "lib/a")
     upload_id = upload_id_of(location)
     assert patch_chunk(location, b"first", 0).status_code == 202
-    foreign = f"{registry.url}/v2/b/blobs/uploads/{upload_id}"
+    foreign = f"{registry.url}/v2/lib/b/blobs/uploads/{upload_id}"
     data = b"firstsecond"
     assert_error(patch_chunk(foreign, b"second", 5), 404, "BLOB_UPLOAD_UNKNOWN")
     assert_error(requests.get(foreign), 404, "BLOB_UPLOAD_UNKNOWN")
@@ -352,11 +353,11 @@ def test_upload_of_another_repository(registry):
         requests.put(foreign, params={"digest": digest_of(b"first")}), 404, "BLOB_UPLOAD_UNKNOWN"
     )
     assert_error(requests.delete(foreign), 404, "BLOB_UPLOAD_UNKNOWN")
-    assert not Repository.objects.filter(name="b").exists()
+    assert not Repository.objects.filter(name="lib/b").exists()
     assert upload_data_size(registry, upload_id) == 5
     assert patch_chunk(location, b"second", 5).status_code == 202
     assert requests.put(location, params={"digest": digest_of(data)}).status_code == 201
-    assert requests.get(f"{registry.url}/v2/a/blobs/{digest_of(data)}").content == data
+    assert requests.get(f"{registry.url}/v2/lib/a/blobs/{digest_of(data)}").content == data
 
 
 # --- manifests ----------------------------------------------------------------------------
@@ -386,11 +387,11 @@ def test_manifest_with_missing_blobs(registry, blobs):
 def test_manifest_with_missing_blobs_creates_no_repository(registry):
     config, layers = make_config(), [os.urandom(10)]
     body = encode(make_image_manifest(config, layers))
-    response = push_manifest(registry, "fresh", "v1", body, OCI_MANIFEST)
+    response = push_manifest(registry, "lib/fresh", "v1", body, OCI_MANIFEST)
     error = assert_error(response, 400, "MANIFEST_BLOB_UNKNOWN")
     assert sorted(error["detail"]["digests"]) == sorted(digest_of(b) for b in [config, *layers])
     assert requests.get(f"{registry.url}/v2/_catalog").json() == {"repositories": []}
-    assert_error(requests.get(f"{registry.url}/v2/fresh/tags/list"), 404, "NAME_UNKNOWN")
+    assert_error(requests.get(f"{registry.url}/v2/lib/fresh/tags/list"), 404, "NAME_UNKNOWN")
 
 
 def test_manifest_with_missing_config(registry, blobs):
@@ -404,9 +405,9 @@ def test_manifest_with_missing_config(registry, blobs):
 
 def test_manifest_with_blobs_of_another_repository(registry, blobs):
     config, layers = blobs
-    push_blob(registry, "other", b"other")
+    push_blob(registry, "lib/other", b"other")
     body = encode(make_image_manifest(config, layers))
-    response = push_manifest(registry, "other", "v1", body, OCI_MANIFEST)
+    response = push_manifest(registry, "lib/other", "v1", body, OCI_MANIFEST)
     error = assert_error(response, 400, "MANIFEST_BLOB_UNKNOWN")
     assert len(error["detail"]["digests"]) == 3
     assert not Manifest.objects.exists()
@@ -610,12 +611,13 @@ def test_huge_page_size_is_capped(registry):
 
 
 def test_huge_page_size_on_the_catalog(registry):
-    names = [f"r{i:04d}" for i in range(1001)]
-    Repository.objects.bulk_create(Repository(name=name) for name in names)
+    project = Project.objects.get(name="lib")
+    names = [f"lib/r{i:04d}" for i in range(1001)]
+    Repository.objects.bulk_create(Repository(name=name, project=project) for name in names)
     response = requests.get(f"{registry.url}/v2/_catalog", params={"n": 10**9})
     assert response.status_code == 200
     assert response.json()["repositories"] == names[:1000]
-    assert response.headers["Link"] == '</v2/_catalog?n=1000&last=r0999>; rel="next"'
+    assert response.headers["Link"] == '</v2/_catalog?n=1000&last=lib%2Fr0999>; rel="next"'
 
 
 @pytest.mark.parametrize("last", ["%%%", "x" * 300, "-x"])
