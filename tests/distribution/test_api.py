@@ -337,6 +337,7 @@ def test_same_layer_in_fifty_repositories_is_stored_once(registry):
     data = os.urandom(64 << 10)
     digest = digest_of(data)
     before, uploads_before = blob_files(registry), upload_dirs(registry)
+    Project.objects.create(name="dedup")
     names = [f"dedup/r{i}" for i in range(50)]
     for name in names:
         assert push_blob(registry, name, data) == digest
@@ -471,8 +472,11 @@ def test_delete_unknown_manifest(registry):
     assert_error(requests.delete(f"{base}/{digest_of(b'nope')}"), 404, "MANIFEST_UNKNOWN")
 
 
-@pytest.mark.parametrize("name", ["a__b", "a---b", "a.b/c_d/e-f", "0/1", "x" * 200])
+@pytest.mark.parametrize(
+    "name", ["lib/a__b", "lib/a---b", "a.b/c_d/e-f", "0/1", "lib/" + "x" * 200]
+)
 def test_unusual_valid_names(registry, name):
+    Project.objects.get_or_create(name=name.split("/")[0])
     pushed = push_image(registry, name, "v1")
     assert requests.get(f"{registry.url}/v2/_catalog").json() == {"repositories": [name]}
     assert_manifest(get_manifest(registry, name, "v1"), pushed)

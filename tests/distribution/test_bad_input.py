@@ -123,6 +123,7 @@ def test_invalid_name(registry, store, name):
 def test_name_of_255_characters_is_valid(registry):
     name = "a" * 127 + "/" + "b" * 127
     assert len(name) == 255
+    Project.objects.create(name="a" * 127)
     pushed = push_image(registry, name, "v1")
     assert requests.get(f"{registry.url}/v2/_catalog").json() == {"repositories": [name]}
     assert get_manifest(registry, name, "v1").content == pushed.body
@@ -738,6 +739,7 @@ def test_a_broken_storage_backend_gives_a_json_500(settings, caplog):
     """A store that cannot be reached is a server fault, answered with the spec's JSON."""
     from django.test import Client
 
+    Project.objects.get_or_create(name=NAME.split("/")[0])
     settings.HARBORPY_STORAGE = (
         "s3://nowhere/x?endpoint=http://127.0.0.1:9&access_key=k&secret_key=s&region=us-east-1"
     )
