@@ -69,6 +69,11 @@ def blob_link(*, repository: Repository, digest: str, size: int) -> Blob:
     if repository.project.quota_bytes is not None:
         project = Project.objects.select_for_update().get(pk=repository.project_id)
         quota_check(project=project, digest=digest, size=size)
-    blob, _ = Blob.objects.get_or_create(digest=digest, defaults={"size": size})
-    RepositoryBlob.objects.get_or_create(repository=repository, blob=blob)
+    # INSERT ... ON CONFLICT DO NOTHING: a new blob and link cost three statements
+    # instead of get_or_create's eight (savepoints included), and races are harmless.
+    Blob.objects.bulk_create([Blob(digest=digest, size=size)], ignore_conflicts=True)
+    blob = Blob.objects.get(digest=digest)
+    RepositoryBlob.objects.bulk_create(
+        [RepositoryBlob(repository=repository, blob=blob)], ignore_conflicts=True
+    )
     return blob
