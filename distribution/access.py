@@ -31,8 +31,13 @@ ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
 
 
 def required_access(request, route: str, name: str | None) -> list[tuple[Resource, Action]]:
-    """The (resource, action) pairs a request needs; unknown methods need nothing (405 later)."""
-    action = ROUTE_ACTIONS.get((route, request.method))
+    """The (resource, action) pairs a request needs.
+
+    HEAD needs what GET needs.  A method with no entry needs nothing here only
+    because the view answers it with 405 before doing any work.
+    """
+    method = "GET" if request.method == "HEAD" else request.method
+    action = ROUTE_ACTIONS.get((route, method))
     if action is None:
         return []
     if route == "catalog":

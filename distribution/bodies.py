@@ -12,12 +12,16 @@ intermediate buffers, which cost more CPU than hashing and storing it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any, cast
+
+from django.conf import settings
 
 from .exceptions import UploadInvalid
 
 CHUNK_SIZE = 1 << 20
+PARTIAL_CHUNK_SECONDS = 10
 
 
 def body_length(request) -> int | None:
@@ -40,14 +44,33 @@ def has_body(request) -> bool:
 
 
 def body_chunks(request) -> Iterator[bytes]:
-    """Yield the request body in chunks; raise UploadInvalid if it breaks off."""
+    """Yield the request body in chunks; raise UploadInvalid if it breaks off or stalls.
+
+    A client that sends nothing for HARBORPY_BODY_TIMEOUT seconds is cut off, so a
+    stalled or vanished client cannot hold a server thread (or an upload) forever.
+    """
     length = body_length(request)
     if length is not None:
         direct = _socket_reader(request.META.get("wsgi.input"), length)
-        return direct if direct is not None else _exactly(request, length)
-    if _is_chunked(request):
-        return _until_eof(request.META["wsgi.input"])
-    return iter(())
+        chunks = direct if direct is not None else _exactly(request, length)
+    elif _is_chunked(request):
+        chunks = _until_eof(request.META["wsgi.input"])
+    else:
+        return iter(())
+    return _with_timeout(request.META.get("gunicorn.socket"), chunks)
+
+
+def _with_timeout(sock: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Bound each wait for body bytes on the server's socket (where the server exposes it)."""
+    if sock is None or not hasattr(sock, "settimeout"):
+        yield from chunks
+        return
+    previous = sock.gettimeout()
+    sock.settimeout(settings.HARBORPY_BODY_TIMEOUT)
+    try:
+        yield from chunks
+    finally:
+        sock.settimeout(previous)
 
 
 def _socket_reader(body: Any, length: int) -> Iterator[bytes] | None:
@@ -84,7 +107,12 @@ def _recv_exactly(reader: Any, unreader: Any, sock: Any, length: int) -> Iterato
             filled = min(len(ahead), len(buffer))
             buffer[:filled], ahead = ahead[:filled], ahead[filled:]
             view = memoryview(buffer)
-            while filled < len(buffer):
+            started = time.monotonic()
+            # A slow client still hands over what it sent every few seconds, so
+            # the consumer (an upload renewing its claim) keeps running.
+            while filled < len(buffer) and (
+                filled == 0 or time.monotonic() - started < PARTIAL_CHUNK_SECONDS
+            ):
                 try:
                     received = sock.recv_into(view[filled:])
                 except OSError as error:
@@ -98,7 +126,7 @@ def _recv_exactly(reader: Any, unreader: Any, sock: Any, length: int) -> Iterato
                 filled += received
             remaining -= filled
             # A fresh bytearray per chunk (never reused), so consumers may keep it.
-            yield cast(bytes, buffer)
+            yield cast(bytes, buffer if filled == len(buffer) else buffer[:filled])
     finally:
         # What was not read stays gunicorn's to drain before the next request,
         # so a keep-alive connection never mistakes body bytes for a request.

@@ -101,8 +101,8 @@ class Upload(models.Model):
 
     The row is the truth any web node reads: ``size`` is how many bytes are
     stored, ``digest`` the hash of those bytes when the node that wrote them
-    could compute it (empty when a commit must rehash), ``busy_since`` marks
-    a request writing to it right now.
+    could compute it (empty when a commit must rehash), ``busy_since`` and
+    ``claim`` mark the one request writing to it right now.
     """
 
     id = models.CharField(primary_key=True, max_length=36)
@@ -110,6 +110,8 @@ class Upload(models.Model):
     size = models.BigIntegerField(default=0)
     digest = models.CharField(max_length=DIGEST_MAX, blank=True)
     busy_since = models.DateTimeField(null=True, blank=True)
+    # Token of the request that holds busy_since; its writes count only while it holds it.
+    claim = models.CharField(max_length=36, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -68,6 +69,7 @@ def run_server(*, listen: str, workers: int, threads: int) -> None:
             "accesslog": None,
             "errorlog": "-",
             "loglevel": "warning",
-            "worker_tmp_dir": "/dev/shm",
+            # Heartbeat files in memory where the system has it (not on macOS).
+            **({"worker_tmp_dir": "/dev/shm"} if os.path.isdir("/dev/shm") else {}),
         }
     ).run()

@@ -155,6 +155,8 @@ HARBORPY_STORAGE_FSYNC = _env_bool("HARBORPY_STORAGE_FSYNC", True)
 HARBORPY_MANIFEST_MAX_BYTES = _env_int("HARBORPY_MANIFEST_MAX_BYTES", 4 * 1024 * 1024)
 # Upper bound of `n` on tags/list and _catalog; a larger `n` is served in pages of this size.
 HARBORPY_PAGE_MAX = _env_int("HARBORPY_PAGE_MAX", 1000)
+# Seconds a client may pause while sending a request body before it is cut off.
+HARBORPY_BODY_TIMEOUT = _env_int("HARBORPY_BODY_TIMEOUT", 120)
 # Refuse every push and delete (maintenance window); pulls keep working.
 HARBORPY_READ_ONLY = _env_bool("HARBORPY_READ_ONLY", False)
 # Upload sessions untouched for this long may be reclaimed by garbage collection.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -23,12 +24,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from .. import storage
 from ..blobstore import blob_store
-from ..exceptions import DigestInvalid, NameUnknown, QuotaExceeded, RangeInvalid, UploadUnknown
+from ..exceptions import (
+    DigestInvalid,
+    NameUnknown,
+    QuotaExceeded,
+    RangeInvalid,
+    UploadInvalid,
+    UploadUnknown,
+)
 from ..grammar import check_digest
 from ..models import Blob, Upload
 from .repositories import blob_link, project_for_push, quota_check, repository_for_push
@@ -36,7 +43,9 @@ from .repositories import blob_link, project_for_push, quota_check, repository_f
 logger = logging.getLogger(__name__)
 
 LIVE_ALGORITHM = "sha256"
-# A writer that has not finished after this long is taken to be dead (its process died).
+# A writer renews its claim this often while a body streams...
+HEARTBEAT_SECONDS = 30
+# ...so one silent for this long is dead (its process died) and may be taken over.
 BUSY_TIMEOUT = timedelta(minutes=15)
 
 
@@ -128,20 +137,37 @@ def upload_append(*, upload: Upload, chunks: Iterable[bytes], start: int | None 
     """
     if start is not None and start != upload.size:
         raise RangeInvalid(f"upload ends at byte {upload.size}, not {start}", upload=upload)
-    _claim(upload)
+    token = _claim(upload)
     hasher = _live.take(upload)
+    stream = chunks if hasher is None else storage.hashing(chunks, hasher)
     try:
-        stream = chunks if hasher is None else storage.hashing(chunks, hasher)
-        written = blob_store().upload_write(upload.id, upload.size, stream)
+        written = blob_store().upload_write(
+            upload.id, upload.size, _heartbeat(stream, upload.id, token)
+        )
+    except storage.StorageError:
+        # The store lost the session's bytes or holds other than the row says.
+        _discard(upload)
+        raise UploadUnknown(
+            "the upload's data is gone from storage; start the upload again",
+            detail={"uuid": upload.id},
+        ) from None
     except BaseException:
         _live.drop(upload.id)
-        _release(upload)
+        _release(upload, token)
         raise
-    upload.size += written
-    upload.digest = f"{LIVE_ALGORITHM}:{hasher.hexdigest()}" if hasher is not None else ""
-    upload.busy_since = None
+    size = upload.size + written
+    digest = f"{LIVE_ALGORITHM}:{hasher.hexdigest()}" if hasher is not None else ""
     with _bookkeeping():
-        upload.save(update_fields=["size", "digest", "busy_since", "updated_at"])
+        saved = Upload.objects.filter(pk=upload.id, claim=token, size=upload.size).update(
+            size=size, digest=digest, busy_since=None, claim="", updated_at=timezone.now()
+        )
+    if not saved:  # another request took the upload over: this piece does not count
+        _live.drop(upload.id)
+        current = Upload.objects.filter(pk=upload.id).first()
+        if current is None:
+            raise UploadUnknown("blob upload unknown to registry", detail={"uuid": upload.id})
+        raise RangeInvalid("another request took this upload over", upload=current)
+    upload.size, upload.digest, upload.busy_since, upload.claim = size, digest, None, ""
     if hasher is not None:
         _live.keep(upload.id, upload.size, hasher)
     return upload
@@ -165,19 +191,25 @@ def upload_complete(
     except (QuotaExceeded, NameUnknown):
         _discard(upload)
         raise
-    _claim(upload)
+    token = _claim(upload)
     _live.drop(upload.id)
     try:
         _commit(upload, digest)
-        with transaction.atomic():
-            repository = repository_for_push(upload.repository_name)
-            blob = blob_link(repository=repository, digest=digest, size=upload.size)
-            upload.delete()
     except (DigestInvalid, UploadUnknown):
         raise  # the session is gone already
     except BaseException:
         # Let the client retry at once instead of waiting out the claim.
-        _release(upload)
+        _release(upload, token)
+        raise
+    # The bytes are stored under their digest and the session's data is gone:
+    # whatever happens now, this session cannot be continued.
+    try:
+        with transaction.atomic():
+            repository = repository_for_push(upload.repository_name)
+            blob = blob_link(repository=repository, digest=digest, size=upload.size)
+            upload.delete()
+    except BaseException:
+        _discard(upload)
         raise
     return blob
 
@@ -234,27 +266,52 @@ def _discard(upload: Upload) -> None:
         logger.warning("could not delete the data of upload %s", upload.id, exc_info=True)
 
 
-def _release(upload: Upload) -> None:
-    """Drop this request's claim on the upload."""
+def _release(upload: Upload, token: str) -> None:
+    """Drop this request's claim on the upload (if it still holds it)."""
     with _bookkeeping():
-        Upload.objects.filter(pk=upload.id).update(busy_since=None)
+        Upload.objects.filter(pk=upload.id, claim=token).update(busy_since=None, claim="")
 
 
-def _claim(upload: Upload) -> None:
-    """Mark the upload as being written by this request, or refuse if another one is.
+def _claim(upload: Upload) -> str:
+    """Make this request the upload's one writer; return its claim token.
 
     A conditional UPDATE instead of a held row lock: a long body must not keep
     a transaction (and, on SQLite, the whole database) locked while it streams.
+    A claim whose writer has been silent for BUSY_TIMEOUT is taken over: the
+    writer heartbeats while it streams and bodies time out long before that,
+    so it is dead.  Its digest is then not trusted, and the commit rehashes.
     """
+    token = uuid.uuid4().hex
     now = timezone.now()
+    mine = Upload.objects.filter(pk=upload.id, size=upload.size)
     with _bookkeeping():
-        claimed = (
-            Upload.objects.filter(pk=upload.id, size=upload.size)
-            .filter(Q(busy_since__isnull=True) | Q(busy_since__lt=now - BUSY_TIMEOUT))
-            .update(busy_since=now)
-        )
+        claimed = mine.filter(busy_since__isnull=True).update(busy_since=now, claim=token)
+        if not claimed:
+            claimed = mine.filter(busy_since__lt=now - BUSY_TIMEOUT).update(
+                busy_since=now, claim=token, digest=""
+            )
+            if claimed:
+                upload.digest = ""
+                _live.drop(upload.id)
     if not claimed:
         current = Upload.objects.filter(pk=upload.id).first()
         if current is None:
             raise UploadUnknown("blob upload unknown to registry", detail={"uuid": upload.id})
         raise RangeInvalid("another request is writing to this upload", upload=current)
+    upload.claim = token
+    return token
+
+
+def _heartbeat(chunks: Iterable[bytes], upload_id: str, token: str) -> Iterator[bytes]:
+    """Pass ``chunks`` on, renewing the claim while they stream; stop if it was lost."""
+    renewed = time.monotonic()
+    for chunk in chunks:
+        if time.monotonic() - renewed >= HEARTBEAT_SECONDS:
+            with _bookkeeping():
+                held = Upload.objects.filter(pk=upload_id, claim=token).update(
+                    busy_since=timezone.now()
+                )
+            if not held:
+                raise UploadInvalid("another request took this upload over")
+            renewed = time.monotonic()
+        yield chunk

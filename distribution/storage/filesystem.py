@@ -65,7 +65,10 @@ class FilesystemStore(BlobStore):
                         view = view[n:]
                     written += len(chunk)
             except BaseException:
-                os.ftruncate(fd, offset)
+                # Cut back only what this call wrote: if the file no longer ends
+                # where it left it, another writer owns the upload now.
+                if os.fstat(fd).st_size == offset + written:
+                    os.ftruncate(fd, offset)
                 raise
             if self.fsync:
                 _start_writeback(fd, offset, written)

@@ -333,3 +333,39 @@ def test_filesystem_blobs_leave_through_sendfile(suite_projects, tmp_path: Path)
         assert sum(int(line.rsplit("=", 1)[1]) for line in calls if "= " in line) >= len(data)
     finally:
         server.stop()
+
+
+def test_a_stalled_body_is_cut_off_and_frees_its_upload(suite_projects, tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from distribution.models import Upload
+
+    server = start_server(tmp_path / "node", env={"HARBORPY_BODY_TIMEOUT": "2"})
+    try:
+        location = requests.post(f"{server.url}/v2/lib/stall/blobs/uploads/", timeout=10).headers[
+            "Location"
+        ]
+        upload_id = location.rsplit("/", 1)[1]
+        host, port = server.host.split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(
+                f"PATCH {location} HTTP/1.1\r\nHost: {server.host}\r\n"
+                "Content-Length: 1000\r\n\r\n".encode()
+                + b"x" * 10
+            )
+            started = time.monotonic()
+            answer = sock.recv(4096)
+            waited = time.monotonic() - started
+            while b"]}" not in answer and (more := sock.recv(4096)):
+                answer += more
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+        assert b"BLOB_UPLOAD_INVALID" in answer
+        assert 1.5 < waited < 15, waited
+        upload = Upload.objects.get(pk=upload_id)
+        assert (upload.size, upload.busy_since, upload.claim) == (0, None, "")
+        # and the upload goes on normally
+        data = os.urandom(100)
+        assert requests.patch(server.url + location, data=data, timeout=10).status_code == 202
+    finally:
+        server.stop()

@@ -78,3 +78,24 @@ def test_authorize_allows_pulls_and_refuses_writes_in_read_only_mode(settings, r
     assert not authorize(principal, Action.PUSH, resource).allowed
     assert not authorize(principal, Action.DELETE, resource).allowed
     assert authorize(principal, Action.PULL, resource).allowed
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/_catalog",
+        "/v2/lib/app/tags/list",
+        "/v2/lib/app/referrers/sha256:" + "a" * 64,
+        "/v2/lib/app/manifests/v1",
+        "/v2/lib/app/blobs/sha256:" + "a" * 64,
+    ],
+)
+def test_head_needs_what_get_needs(rf, path) -> None:
+    from django.urls import resolve
+
+    from distribution.access import required_access
+
+    route = resolve(path).func.view_class.route
+    name = resolve(path).kwargs.get("name")
+    head = required_access(rf.head(path), route, name)
+    assert head and head == required_access(rf.get(path), route, name)

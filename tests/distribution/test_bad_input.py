@@ -819,3 +819,25 @@ def test_a_keep_alive_connection_stays_in_step_after_refused_bodies(registry):
     response = connection.getresponse()
     assert (response.status, response.read()) == (200, b"{}")
     connection.close()
+
+
+def test_a_writer_that_took_over_a_dead_claim_does_not_trust_its_digest(registry):
+    first, second = os.urandom(4000), os.urandom(3000)
+    location = start_upload(registry, NAME)
+    upload_id = upload_id_of(location)
+    assert patch_chunk(location, first, 0).status_code == 202
+    # A writer that died mid-piece: its claim is stale and its digest is not to be believed.
+    long_ago = timezone.now() - timedelta(hours=1)
+    Upload.objects.filter(pk=upload_id).update(
+        busy_since=long_ago, claim="dead", digest=digest_of(b"what the dead writer claimed")
+    )
+
+    response = patch_chunk(location, second, len(first))
+
+    assert response.status_code == 202, response.text
+    upload = Upload.objects.get(pk=upload_id)
+    assert (upload.size, upload.digest, upload.busy_since, upload.claim) == (7000, "", None, "")
+    done = requests.put(location, params={"digest": digest_of(first + second)})
+    assert done.status_code == 201, done.text
+    blob = requests.get(f"{registry.url}/v2/{NAME}/blobs/{digest_of(first + second)}")
+    assert blob.content == first + second

@@ -135,3 +135,26 @@ def test_the_project_command(registry):
         harborpy_command(registry, "project", "create", "Bad_Name")
     with pytest.raises(RuntimeError, match="exists already"):
         harborpy_command(registry, "project", "create", "cli-made")
+
+
+def test_the_project_command_works_before_the_first_serve(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HARBORPY_STORAGE")}
+    env["HARBORPY_DATA"] = str(tmp_path / "var")
+    run = subprocess.run(
+        [sys.executable, "-m", "harborpy.cli", "project", "create", "early"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    listing = subprocess.run(
+        [sys.executable, "-m", "harborpy.cli", "project", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert {line.split()[0] for line in listing.splitlines()[1:]} == {"early", "library"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from distribution.selectors import project_usage
@@ -58,6 +59,8 @@ class Command(BaseCommand):
         actions.add_parser("list", help="list projects with their usage")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Usable before the first `harborpy serve`, which is what applies migrations.
+        call_command("migrate", interactive=False, verbosity=0)
         try:
             getattr(self, f"_{options['action']}")(options)
         except ProjectError as error:
