@@ -16,7 +16,13 @@ start_hp() {  # PORT DATA [VAR=value...]
   rm -rf "$data"; mkdir -p "$data"
   env "$@" HARBORPY_DATA="$data" "$H" serve --listen "127.0.0.1:$port" --data "$data" > "$data.log" 2>&1 &
   HP=$!
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && return 0; sleep 0.2; done
+  for _ in $(seq 100); do
+    if curl -s -o /dev/null "http://127.0.0.1:$port/v2/"; then
+      # bench.py pushes to bench/...: its project must exist
+      env "$@" HARBORPY_DATA="$data" "$H" project create bench >/dev/null && return 0
+    fi
+    sleep 0.2
+  done
   echo "harborpy did not start:"; cat "$data.log"; return 1
 }
 stop_hp() { kill "$HP"; wait "$HP" 2>/dev/null; }
