@@ -18,6 +18,9 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from audit.services import Actor, audit_pull
+from rbac.policy import principal_from_request
+
 from . import selectors, services
 from .access import enforce
 from .blobstore import blob_store
@@ -36,7 +39,7 @@ from .exceptions import (
     Unsupported,
     UploadInvalid,
 )
-from .grammar import check_digest, check_name
+from .grammar import check_digest, check_name, is_digest
 from .models import Manifest, Upload
 from .storage import BlobMissing, BlobReader
 
@@ -129,6 +132,11 @@ class ManifestView(RegistryView):
     def get(self, request, name: str, reference: str) -> HttpResponse:
         manifest = self._select(request, name, reference)
         response = HttpResponse(bytes(manifest.body), content_type=manifest.media_type)
+        audit_pull(
+            actor=_actor(request),
+            resource=f"{name}{'@' if is_digest(reference) else ':'}{reference}",
+            detail={"digest": manifest.digest},
+        )
         return _manifest_headers(response, manifest)
 
     def head(self, request, name: str, reference: str) -> HttpResponse:
@@ -149,6 +157,7 @@ class ManifestView(RegistryView):
             reference=reference,
             content_type=request.META.get("CONTENT_TYPE"),
             body=body,
+            actor=_actor(request),
         )
         response = _empty(201)
         response["Location"] = f"/v2/{name}/manifests/{manifest.digest}"
@@ -158,7 +167,7 @@ class ManifestView(RegistryView):
         return response
 
     def delete(self, request, name: str, reference: str) -> HttpResponse:
-        services.manifest_delete(repository_name=name, reference=reference)
+        services.manifest_delete(repository_name=name, reference=reference, actor=_actor(request))
         return _empty(202)
 
     @staticmethod
@@ -216,7 +225,7 @@ class BlobView(RegistryView):
 
     def delete(self, request, name: str, digest: str) -> HttpResponse:
         check_digest(digest)
-        services.blob_delete(repository_name=name, digest=digest)
+        services.blob_delete(repository_name=name, digest=digest, actor=_actor(request))
         return _empty(202)
 
 
@@ -288,6 +297,12 @@ class ReferrersView(RegistryView):
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _actor(request) -> Actor:
+    """Who the audit log says did it: the principal's name and the client's address."""
+    principal = principal_from_request(request)
+    return Actor(principal.username or "anonymous", request.META.get("REMOTE_ADDR", ""))
 
 
 def _json(data: Any, content_type: str = "application/json") -> HttpResponse:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from audit.services import SYSTEM, Actor, audit_record
+
 from ..exceptions import BlobUnknown
 from ..models import Blob, RepositoryBlob
 from .repositories import blob_link, repository_for_push
@@ -27,10 +29,17 @@ def blob_mount(*, repository_name: str, digest: str, from_name: str) -> Blob | N
         return blob_link(repository=repository, digest=digest, size=source.blob.size)
 
 
-def blob_delete(*, repository_name: str, digest: str) -> None:
+def blob_delete(*, repository_name: str, digest: str, actor: Actor = SYSTEM) -> None:
     """Remove a blob from a repository; the bytes go when garbage collection finds them unused."""
-    deleted, _ = RepositoryBlob.objects.filter(
-        repository__name=repository_name, blob__digest=digest
-    ).delete()
-    if not deleted:
-        raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
+    with transaction.atomic():
+        deleted, _ = RepositoryBlob.objects.filter(
+            repository__name=repository_name, blob__digest=digest
+        ).delete()
+        if not deleted:
+            raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
+        audit_record(
+            actor=actor,
+            action="delete",
+            resource=f"{repository_name}@{digest}",
+            detail={"kind": "blob"},
+        )

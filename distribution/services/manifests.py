@@ -7,6 +7,8 @@ import hashlib
 from django.conf import settings
 from django.db import transaction
 
+from audit.services import SYSTEM, Actor, audit_record
+
 from ..exceptions import (
     DigestInvalid,
     ManifestBlobUnknown,
@@ -22,7 +24,12 @@ from .repositories import repository_for_push
 
 
 def manifest_put(
-    *, repository_name: str, reference: str, content_type: str | None, body: bytes
+    *,
+    repository_name: str,
+    reference: str,
+    content_type: str | None,
+    body: bytes,
+    actor: Actor = SYSTEM,
 ) -> Manifest:
     """Store a manifest under its digest, and under ``reference`` when that is a tag.
 
@@ -65,18 +72,27 @@ def manifest_put(
             Tag.objects.update_or_create(
                 repository=repository, name=tag, defaults={"manifest": manifest}
             )
+        audit_record(
+            actor=actor,
+            action="push",
+            resource=_resource(repository_name, reference),
+            detail={"digest": manifest.digest, "media_type": manifest.media_type},
+        )
     manifest.parsed = parsed  # type: ignore[attr-defined]
     return manifest
 
 
-def manifest_delete(*, repository_name: str, reference: str) -> None:
+def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYSTEM) -> None:
     """Delete a tag, or a manifest (with the tags on it) by digest."""
+    resource = _resource(repository_name, reference)
     if not is_digest(reference):
-        deleted, _ = Tag.objects.filter(
-            repository__name=repository_name, name=check_tag(reference)
-        ).delete()
-        if not deleted:
-            raise ManifestUnknown("manifest unknown", detail={"tag": reference})
+        with transaction.atomic():
+            deleted, _ = Tag.objects.filter(
+                repository__name=repository_name, name=check_tag(reference)
+            ).delete()
+            if not deleted:
+                raise ManifestUnknown("manifest unknown", detail={"tag": reference})
+            audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "tag"})
         return
     check_digest(reference)
     with transaction.atomic():
@@ -94,6 +110,12 @@ def manifest_delete(*, repository_name: str, reference: str) -> None:
                 detail={"digest": reference, "index": parent},
             )
         manifest.delete()
+        audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "manifest"})
+
+
+def _resource(repository_name: str, reference: str) -> str:
+    """How the log names a manifest: ``name:tag`` or ``name@digest``."""
+    return f"{repository_name}{'@' if is_digest(reference) else ':'}{reference}"
 
 
 def _check_reference_digest(reference: str, body: bytes) -> None:
