@@ -60,9 +60,9 @@ def serve(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     os.environ["HARBORPY_DATA"] = os.path.abspath(args.data)
     os.makedirs(os.environ["HARBORPY_DATA"], exist_ok=True)
-    # Migrations and checks run in a child process: the server's master process never
-    # imports Django, so it stays small and its forked workers start clean.
-    prepare = subprocess.run([sys.executable, "-m", "harborpy.cli", "migrate", "--no-input", "-v0"])
+    # Migrations and the first-start admin run in a child process: the server's master
+    # process never imports Django, so it stays small and its forked workers start clean.
+    prepare = subprocess.run([sys.executable, "-m", "harborpy.cli", "bootstrap"])
     if prepare.returncode != 0:
         sys.exit(prepare.returncode)
     from .server import run_server

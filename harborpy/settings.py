@@ -126,6 +126,12 @@ def _databases() -> dict:
 DATABASES = _databases()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Argon2 for new and changed passwords; older hashes still verify and are upgraded at login.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -181,13 +187,28 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
+# Redis when configured (shared by every node); otherwise files under the data folder,
+# shared by the processes of the one node (login throttling must count across them).
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
         if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
     )
 }
+
+# --- identity ------------------------------------------------------------------------------
+
+# Password of the system admin "admin", created at first start; generated (and printed
+# once) when unset.
+HARBORPY_ADMIN_PASSWORD = os.environ.get("HARBORPY_ADMIN_PASSWORD", "")
+# Failed logins allowed per account and client address before logins are refused...
+HARBORPY_LOGIN_MAX_FAILURES = _env_int("HARBORPY_LOGIN_MAX_FAILURES", 5)
+# ...for this many seconds after the last failure.
+HARBORPY_LOGIN_LOCKOUT = _env_int("HARBORPY_LOGIN_LOCKOUT", 300)
 
 LOGGING = {
     "version": 1,

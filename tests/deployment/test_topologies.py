@@ -304,6 +304,7 @@ def test_filesystem_blobs_leave_through_sendfile(suite_projects, tmp_path: Path)
     """A blob GET hands the file to the kernel: sendfile(2), not reads copied through Python."""
     import shutil
     import subprocess
+    import time
 
     if not shutil.which("strace"):
         pytest.skip("strace is not installed")
@@ -325,10 +326,16 @@ def test_filesystem_blobs_leave_through_sendfile(suite_projects, tmp_path: Path)
                 assert answer.content == data
                 if trace.exists() and "sendfile(" in trace.read_text():
                     break
+            # Tracing is live now: one more download, traced from its first byte.
+            start = trace.stat().st_size
+            assert requests.get(f"{url}/{digest}", timeout=30).content == data
+            time.sleep(0.5)
         finally:
             tracer.terminate()
             tracer.wait(timeout=10)
-        calls = [line for line in trace.read_text().splitlines() if "sendfile(" in line]
+        with open(trace) as out:
+            out.seek(start)
+            calls = [line for line in out.read().splitlines() if "sendfile(" in line]
         assert calls, "the blob was not sent with sendfile(2)"
         assert sum(int(line.rsplit("=", 1)[1]) for line in calls if "= " in line) >= len(data)
     finally:

@@ -1,0 +1,13 @@
+"""Errors of identity and access."""
+
+
+class LoginFailed(Exception):
+    """Wrong user name or password, or the account is disabled."""
+
+
+class LoginThrottled(Exception):
+    """Too many failed logins for this account from this address; try again later."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins; try again in {retry_after} seconds")
+        self.retry_after = retry_after

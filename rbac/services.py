@@ -1,0 +1,73 @@
+"""Identity services: the system admin, and password logins with throttling.
+
+Every way of logging in with a password (the console, Basic auth on /v2/, the
+token service) goes through ``user_authenticate``, so throttling and the audit
+trail of logins live in one place.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+
+from audit.services import SYSTEM, Actor, audit_record
+
+from .exceptions import LoginFailed, LoginThrottled
+
+ADMIN = "admin"
+
+
+def admin_bootstrap(*, password: str = "") -> str | None:
+    """Create the system admin ``admin`` unless it exists.
+
+    Without ``password`` one is generated; it is returned so the caller can show
+    it once.  Returns None when the admin existed already (nothing changes).
+    """
+    User = get_user_model()
+    if User.objects.filter(username=ADMIN).exists():
+        return None
+    generated = None if password else secrets.token_urlsafe(18)
+    try:
+        with transaction.atomic():
+            User.objects.create_superuser(username=ADMIN, email="", password=password or generated)
+            audit_record(
+                actor=SYSTEM, action="user", resource=f"user:{ADMIN}", detail={"change": "created"}
+            )
+    except IntegrityError:  # another node created it at the same moment
+        return None
+    return generated
+
+
+def user_authenticate(*, username: str, password: str, source: str) -> AbstractBaseUser:
+    """The user these credentials belong to; LoginFailed or LoginThrottled otherwise.
+
+    Failures are counted per account and client address: after
+    HARBORPY_LOGIN_MAX_FAILURES of them, logins from that address to that account
+    are refused (even with the right password) until HARBORPY_LOGIN_LOCKOUT
+    seconds pass without another failure.  Every attempt is audited.
+    """
+    actor = Actor(username or "-", source)
+    key = f"harborpy:login-failures:{username}:{source}"
+    if cache.get(key, 0) >= settings.HARBORPY_LOGIN_MAX_FAILURES:
+        _audit_login(actor, username, "throttled")
+        raise LoginThrottled(settings.HARBORPY_LOGIN_LOCKOUT)
+    user = authenticate(username=username, password=password)
+    if user is None or not user.is_active:
+        failures = cache.get(key, 0) + 1
+        cache.set(key, failures, timeout=settings.HARBORPY_LOGIN_LOCKOUT)
+        _audit_login(actor, username, "failed")
+        raise LoginFailed("wrong user name or password")
+    cache.delete(key)
+    _audit_login(actor, username, "ok")
+    return user
+
+
+def _audit_login(actor: Actor, username: str, result: str) -> None:
+    audit_record(
+        actor=actor, action="login", resource=f"user:{username}", detail={"result": result}
+    )
