@@ -5,6 +5,10 @@ class LoginFailed(Exception):
     """Wrong user name or password, or the account is disabled."""
 
 
+class RobotInvalid(Exception):
+    """A robot account cannot be created or changed as asked."""
+
+
 class LoginThrottled(Exception):
     """Too many failed logins for this account from this address; try again later."""
 

@@ -1,13 +1,15 @@
 """Identity services: the system admin, and password logins with throttling.
 
-Every way of logging in with a password (the console, Basic auth on /v2/, the
-token service) goes through ``user_authenticate``, so throttling and the audit
-trail of logins live in one place.
+Every way of logging in with a password or a robot secret (the console, Basic
+auth on /v2/, the token service) goes through ``login_attempt``, so throttling
+and the audit trail of logins live in one place.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
@@ -18,6 +20,7 @@ from django.db import IntegrityError, transaction
 from audit.services import SYSTEM, Actor, audit_record
 
 from .exceptions import LoginFailed, LoginThrottled
+from .models import ROBOT_PREFIX
 
 ADMIN = "admin"
 
@@ -44,30 +47,46 @@ def admin_bootstrap(*, password: str = "") -> str | None:
 
 
 def user_authenticate(*, username: str, password: str, source: str) -> AbstractBaseUser:
-    """The user these credentials belong to; LoginFailed or LoginThrottled otherwise.
+    """The user these credentials belong to; LoginFailed or LoginThrottled otherwise."""
+    with login_attempt(username, source):
+        user = authenticate(username=username, password=password)
+        if user is None or not user.is_active:
+            raise LoginFailed("wrong user name or password")
+        return user
 
-    Failures are counted per account and client address: after
-    HARBORPY_LOGIN_MAX_FAILURES of them, logins from that address to that account
-    are refused (even with the right password) until HARBORPY_LOGIN_LOCKOUT
-    seconds pass without another failure.  Every attempt is audited.
+
+class _Attempt:
+    """A login being tried; ``reason`` says why a failure failed, for the audit log."""
+
+    reason = "failed"
+
+
+@contextmanager
+def login_attempt(name: str, source: str) -> Iterator[_Attempt]:
+    """Throttle and audit one login by ``name`` from ``source``.
+
+    Failures (LoginFailed raised in the block) are counted per account and
+    client address: after HARBORPY_LOGIN_MAX_FAILURES of them, logins from that
+    address to that account are refused, even with the right credentials, until
+    HARBORPY_LOGIN_LOCKOUT seconds pass without another failure.  Every attempt
+    is audited.
     """
-    actor = Actor(username or "-", source)
-    key = f"harborpy:login-failures:{username}:{source}"
+    actor = Actor(name or "-", source)
+    key = f"harborpy:login-failures:{name}:{source}"
     if cache.get(key, 0) >= settings.HARBORPY_LOGIN_MAX_FAILURES:
-        _audit_login(actor, username, "throttled")
+        _audit_login(actor, name, "throttled")
         raise LoginThrottled(settings.HARBORPY_LOGIN_LOCKOUT)
-    user = authenticate(username=username, password=password)
-    if user is None or not user.is_active:
-        failures = cache.get(key, 0) + 1
-        cache.set(key, failures, timeout=settings.HARBORPY_LOGIN_LOCKOUT)
-        _audit_login(actor, username, "failed")
-        raise LoginFailed("wrong user name or password")
+    attempt = _Attempt()
+    try:
+        yield attempt
+    except LoginFailed:
+        cache.set(key, cache.get(key, 0) + 1, timeout=settings.HARBORPY_LOGIN_LOCKOUT)
+        _audit_login(actor, name, attempt.reason)
+        raise
     cache.delete(key)
-    _audit_login(actor, username, "ok")
-    return user
+    _audit_login(actor, name, "ok")
 
 
-def _audit_login(actor: Actor, username: str, result: str) -> None:
-    audit_record(
-        actor=actor, action="login", resource=f"user:{username}", detail={"result": result}
-    )
+def _audit_login(actor: Actor, name: str, result: str) -> None:
+    resource = name if name.startswith(ROBOT_PREFIX) else f"user:{name}"
+    audit_record(actor=actor, action="login", resource=resource, detail={"result": result})
