@@ -146,11 +146,7 @@ def upload_append(*, upload: Upload, chunks: Iterable[bytes], start: int | None 
         )
     except storage.StorageError:
         # The store lost the session's bytes or holds other than the row says.
-        _discard(upload)
-        raise UploadUnknown(
-            "the upload's data is gone from storage; start the upload again",
-            detail={"uuid": upload.id},
-        ) from None
+        raise _lost(upload) from None
     except BaseException:
         _live.drop(upload.id)
         _release(upload, token)
@@ -231,11 +227,7 @@ def _commit(upload: Upload, digest: str) -> None:
             detail={"digest": digest, "actual": mismatch.actual},
         ) from None
     except storage.UploadMissing:
-        _discard(upload)
-        raise UploadUnknown(
-            "the upload's data is gone from storage; start the upload again",
-            detail={"uuid": upload.id},
-        ) from None
+        raise _lost(upload) from None
 
 
 def upload_monolithic(*, repository_name: str, digest: str, chunks: Iterable[bytes]) -> Blob:
@@ -264,6 +256,15 @@ def _discard(upload: Upload) -> None:
         blob_store().upload_delete(upload.id)
     except Exception:
         logger.warning("could not delete the data of upload %s", upload.id, exc_info=True)
+
+
+def _lost(upload: Upload) -> UploadUnknown:
+    """Drop a session whose bytes the store no longer has; the error tells the client."""
+    _discard(upload)
+    return UploadUnknown(
+        "the upload's data is gone from storage; start the upload again",
+        detail={"uuid": upload.id},
+    )
 
 
 def _release(upload: Upload, token: str) -> None:
