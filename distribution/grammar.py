@@ -59,3 +59,8 @@ def check_digest(digest: str) -> str:
 def is_digest(reference: str) -> bool:
     """True when a manifest reference is a digest rather than a tag."""
     return ":" in reference
+
+
+def reference_name(repository_name: str, reference: str) -> str:
+    """A manifest as people write it: ``name:tag`` or ``name@digest``."""
+    return f"{repository_name}{'@' if is_digest(reference) else ':'}{reference}"

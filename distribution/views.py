@@ -39,7 +39,7 @@ from .exceptions import (
     Unsupported,
     UploadInvalid,
 )
-from .grammar import check_digest, check_name, is_digest
+from .grammar import check_digest, check_name, reference_name
 from .models import Manifest, Upload
 from .storage import BlobMissing, BlobReader
 
@@ -134,7 +134,7 @@ class ManifestView(RegistryView):
         response = HttpResponse(bytes(manifest.body), content_type=manifest.media_type)
         audit_pull(
             actor=_actor(request),
-            resource=f"{name}{'@' if is_digest(reference) else ':'}{reference}",
+            resource=reference_name(name, reference),
             detail={"digest": manifest.digest},
         )
         return _manifest_headers(response, manifest)

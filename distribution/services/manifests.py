@@ -17,7 +17,7 @@ from ..exceptions import (
     ManifestTooLarge,
     ManifestUnknown,
 )
-from ..grammar import check_digest, check_tag, is_digest
+from ..grammar import check_digest, check_tag, is_digest, reference_name
 from ..manifests import ParsedManifest, parse_manifest
 from ..models import Blob, Manifest, Repository, Tag
 from .repositories import repository_for_push
@@ -75,7 +75,7 @@ def manifest_put(
         audit_record(
             actor=actor,
             action="push",
-            resource=_resource(repository_name, reference),
+            resource=reference_name(repository_name, reference),
             detail={"digest": manifest.digest, "media_type": manifest.media_type},
         )
     manifest.parsed = parsed  # type: ignore[attr-defined]
@@ -84,7 +84,7 @@ def manifest_put(
 
 def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYSTEM) -> None:
     """Delete a tag, or a manifest (with the tags on it) by digest."""
-    resource = _resource(repository_name, reference)
+    resource = reference_name(repository_name, reference)
     if not is_digest(reference):
         with transaction.atomic():
             deleted, _ = Tag.objects.filter(
@@ -111,11 +111,6 @@ def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYST
             )
         manifest.delete()
         audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "manifest"})
-
-
-def _resource(repository_name: str, reference: str) -> str:
-    """How the log names a manifest: ``name:tag`` or ``name@digest``."""
-    return f"{repository_name}{'@' if is_digest(reference) else ':'}{reference}"
 
 
 def _check_reference_digest(reference: str, body: bytes) -> None:
