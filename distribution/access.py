@@ -1,15 +1,25 @@
-"""What each /v2/ request asks of the access policy.
+"""What each /v2/ request asks of the access policy, and who is asking.
 
 One table maps a route and HTTP method to the action it needs on the
-repository; ``enforce`` asks ``rbac.authorize`` for each resource a request
+repository; ``enforce`` works out the principal (Basic, bearer token or
+anonymous) and asks ``rbac.authorize_scope`` for each resource a request
 touches.  Every /v2/ view calls it once, before doing any work.
+
+A request without credentials, or whose token lacks the access, gets 401 with
+the token spec's challenge (realm, service, scope) so the client can fetch a
+token; a principal logged in with Basic gets 403.  A private project and a
+missing one are refused alike, so names do not leak.
 """
 
 from __future__ import annotations
 
-from rbac.policy import Action, Resource, authorize, principal_from_request
+from django.conf import settings
 
-from .exceptions import Denied
+from rbac.credentials import principal_from_request
+from rbac.exceptions import CredentialsInvalid, LoginFailed, LoginThrottled
+from rbac.policy import Action, Principal, Resource, authorize_scope
+
+from .exceptions import Denied, TooManyRequests, Unauthorized
 
 ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
     ("blob", "GET"): Action.PULL,
@@ -51,10 +61,56 @@ def required_access(request, route: str, name: str | None) -> list[tuple[Resourc
     return needs
 
 
-def enforce(request, route: str, name: str | None) -> None:
-    """Raise Denied unless the principal behind ``request`` may do all the request needs."""
-    principal = principal_from_request(request)
-    for resource, action in required_access(request, route, name):
-        decision = authorize(principal, action, resource)
-        if not decision.allowed:
-            raise Denied(decision.reason or "requested access to the resource is denied")
+def enforce(request, route: str, name: str | None) -> Principal:
+    """The principal behind ``request``, once it may do all the request needs.
+
+    Raises Unauthorized (401 with a challenge), Denied (403) or TooManyRequests.
+    """
+    principal = request_principal(request)
+    if route == "base":
+        if principal.is_anonymous and principal.token_access is None:
+            raise Unauthorized("authentication required", challenge=challenge(request))
+        return principal
+    needs = required_access(request, route, name)
+    if all(authorize_scope(principal, resource, action).allowed for resource, action in needs):
+        return principal
+    if settings.HARBORPY_READ_ONLY and any(action != Action.PULL for _, action in needs):
+        raise Denied("the registry is in read-only mode")
+    if principal.token_access is not None or principal.is_anonymous:
+        error = "insufficient_scope" if principal.token_access is not None else ""
+        raise Unauthorized(
+            "authentication required" if not error else "the token does not grant this access",
+            challenge=challenge(request, needs, error=error),
+        )
+    raise Denied("requested access to the resource is denied")
+
+
+def request_principal(request) -> Principal:
+    """The principal, with bad or throttled credentials turned into /v2/ errors."""
+    try:
+        return principal_from_request(request)
+    except LoginThrottled as error:
+        raise TooManyRequests(str(error), retry_after=error.retry_after) from None
+    except (LoginFailed, CredentialsInvalid) as error:
+        raise Unauthorized(str(error), challenge=challenge(request)) from None
+
+
+def challenge(
+    request, needs: list[tuple[Resource, Action]] | None = None, *, error: str = ""
+) -> str:
+    """``Bearer realm="…/service/token",service="…"[,scope="…"][,error="…"]``."""
+    base = settings.HARBORPY_EXTERNAL_URL or request.build_absolute_uri("/").rstrip("/")
+    parts = [f'realm="{base}/service/token"', f'service="{settings.HARBORPY_TOKEN_SERVICE}"']
+    scopes: dict[Resource, list[str]] = {}
+    for resource, action in needs or ():
+        actions = scopes.setdefault(resource, [])
+        if action == Action.PUSH and Action.PULL not in actions:
+            actions.append(Action.PULL)  # clients ask for pull,push when they push
+        if action not in actions:
+            actions.append(action)
+    if scopes:
+        text = " ".join(f"{r.type}:{r.name}:{','.join(a)}" for r, a in scopes.items())
+        parts.append(f'scope="{text}"')
+    if error:
+        parts.append(f'error="{error}"')
+    return "Bearer " + ",".join(parts)

@@ -34,6 +34,8 @@ ERROR_TABLE: dict[type[exc.RegistryError], tuple[str, int]] = {
     exc.ManifestReferenced: ("DENIED", 409),
     exc.PaginationInvalid: ("PAGINATION_NUMBER_INVALID", 400),
     exc.Denied: ("DENIED", 403),
+    exc.Unauthorized: ("UNAUTHORIZED", 401),
+    exc.TooManyRequests: ("TOOMANYREQUESTS", 429),
     exc.QuotaExceeded: ("DENIED", 403),
     exc.Unsupported: ("UNSUPPORTED", 405),
     exc.RouteUnknown: ("UNSUPPORTED", 404),
@@ -46,6 +48,11 @@ def error_response(error: exc.RegistryError) -> HttpResponse:
     code, status = ERROR_TABLE[type(error)]
     status = error.status or status
     entry = {"code": code, "message": error.message, "detail": error.detail}
-    return HttpResponse(
+    response = HttpResponse(
         json.dumps({"errors": [entry]}), status=status, content_type="application/json"
     )
+    if isinstance(error, exc.Unauthorized):
+        response["WWW-Authenticate"] = error.challenge
+    elif isinstance(error, exc.TooManyRequests):
+        response["Retry-After"] = str(error.retry_after)
+    return response

@@ -108,6 +108,26 @@ class Denied(RegistryError):
     """The principal may not do this."""
 
 
+class Unauthorized(RegistryError):
+    """No credentials, bad credentials, or a token without the access the request needs.
+
+    ``challenge`` is the WWW-Authenticate value that tells the client where to
+    get a token and for which scope.
+    """
+
+    def __init__(self, message: str, *, challenge: str) -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+
+class TooManyRequests(RegistryError):
+    """Too many failed logins from this address for this account."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class QuotaExceeded(RegistryError):
     """The push would take the project over its storage quota."""
 

@@ -19,7 +19,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from audit.services import Actor, audit_pull
-from rbac.policy import principal_from_request
+from rbac.credentials import client_address
 
 from . import selectors, services
 from .access import enforce
@@ -59,7 +59,7 @@ class RegistryView(View):
             name = kwargs.get("name")
             if name is not None:
                 check_name(name)
-            enforce(request, self.route, name)
+            request.principal = enforce(request, self.route, name)
             response = super().dispatch(request, *args, **kwargs)
         except RegistryError as error:
             response = error_response(error)
@@ -301,8 +301,7 @@ class ReferrersView(RegistryView):
 
 def _actor(request) -> Actor:
     """Who the audit log says did it: the principal's name and the client's address."""
-    principal = principal_from_request(request)
-    return Actor(principal.username or "anonymous", request.META.get("REMOTE_ADDR", ""))
+    return Actor(request.principal.name or "anonymous", client_address(request))
 
 
 def _json(data: Any, content_type: str = "application/json") -> HttpResponse:

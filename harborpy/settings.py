@@ -210,6 +210,20 @@ HARBORPY_LOGIN_MAX_FAILURES = _env_int("HARBORPY_LOGIN_MAX_FAILURES", 5)
 # ...for this many seconds after the last failure.
 HARBORPY_LOGIN_LOCKOUT = _env_int("HARBORPY_LOGIN_LOCKOUT", 300)
 
+# --- token service -------------------------------------------------------------------------
+
+# The registry's address as clients see it (scheme://host[:port]); the token realm in
+# 401 challenges is built from it.  Unset: taken from each request's Host header.
+HARBORPY_EXTERNAL_URL = os.environ.get("HARBORPY_EXTERNAL_URL", "").rstrip("/")
+# The RSA key that signs tokens (PEM), generated at first start; every node of one
+# registry must read the same file.
+HARBORPY_TOKEN_KEY = os.environ.get("HARBORPY_TOKEN_KEY", str(DATA_DIR / "token_signing_key.pem"))
+# Seconds a token is valid.
+HARBORPY_TOKEN_EXPIRY = _env_int("HARBORPY_TOKEN_EXPIRY", 1800)
+# The service name clients ask tokens for (the token's audience) and the issuer.
+HARBORPY_TOKEN_SERVICE = os.environ.get("HARBORPY_TOKEN_SERVICE", "harborpy")
+HARBORPY_TOKEN_ISSUER = os.environ.get("HARBORPY_TOKEN_ISSUER", "harborpy-token-service")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

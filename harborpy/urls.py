@@ -2,9 +2,12 @@
 
 from django.urls import include, path
 
+from rbac.views import TokenView
+
 from . import views
 
 urlpatterns = [
     path("", include("distribution.urls")),
     path("healthz", views.healthz),
+    path("service/token", TokenView.as_view()),
 ]

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from audit.services import SYSTEM, Actor, audit_record
+
 from .exceptions import ProjectExists, ProjectNameInvalid, QuotaInvalid
 from .models import Project
 
@@ -34,30 +36,52 @@ def _check_quota(quota_bytes: int | None) -> int | None:
 
 
 def project_create(
-    *, name: str, public: bool = False, quota_bytes: int | None = None, owner: Any = None
+    *,
+    name: str,
+    public: bool = False,
+    quota_bytes: int | None = None,
+    owner: Any = None,
+    actor: Actor = SYSTEM,
 ) -> Project:
     """Create a project; ProjectExists if the name is taken."""
     check_project_name(name)
     try:
         with transaction.atomic():
-            return Project.objects.create(
+            project = Project.objects.create(
                 name=name, public=public, quota_bytes=_check_quota(quota_bytes), owner=owner
             )
+            _audit(actor, project, "created", public=public, quota_bytes=quota_bytes)
+            return project
     except IntegrityError:
         raise ProjectExists(f"project {name!r} exists already") from None
 
 
 def project_update(
-    *, project: Project, public: bool | None = None, quota_bytes: int | None = _UNSET
+    *,
+    project: Project,
+    public: bool | None = None,
+    quota_bytes: int | None = _UNSET,
+    actor: Actor = SYSTEM,
 ) -> Project:
     """Change a project's visibility and/or quota (``quota_bytes=None`` removes the limit)."""
-    fields = []
-    if public is not None:
-        project.public = public
-        fields.append("public")
-    if quota_bytes is not _UNSET:
-        project.quota_bytes = _check_quota(quota_bytes)
-        fields.append("quota_bytes")
-    if fields:
-        project.save(update_fields=fields)
+    changes: dict[str, Any] = {}
+    if public is not None and public != project.public:
+        changes["public"] = public
+    if quota_bytes is not _UNSET and quota_bytes != project.quota_bytes:
+        changes["quota_bytes"] = _check_quota(quota_bytes)
+    if changes:
+        with transaction.atomic():
+            for field, value in changes.items():
+                setattr(project, field, value)
+            project.save(update_fields=list(changes))
+            _audit(actor, project, "updated", **changes)
     return project
+
+
+def _audit(actor: Actor, project: Project, change: str, **detail: Any) -> None:
+    audit_record(
+        actor=actor,
+        action="project",
+        resource=f"project:{project.name}",
+        detail={"change": change, **detail},
+    )

@@ -15,3 +15,15 @@ class LoginThrottled(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many failed logins; try again in {retry_after} seconds")
         self.retry_after = retry_after
+
+
+class BindingInvalid(Exception):
+    """A role binding names an unknown subject or role."""
+
+
+class CredentialsInvalid(Exception):
+    """An Authorization header that is malformed, or a token that fails verification."""
+
+
+class ServiceUnknown(Exception):
+    """A token was asked for a service this token service does not issue for."""

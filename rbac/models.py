@@ -1,9 +1,12 @@
-"""Identities beyond Django's users: robot accounts for automation."""
+"""Identities beyond Django's users (robot accounts), role bindings, CLI secrets, settings."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import models
+
+from .roles import Role
 
 ROBOT_PREFIX = "robot$"
 
@@ -33,3 +36,98 @@ class Robot(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RoleBinding(models.Model):
+    """A project role held by one subject: a user, a group, or a robot.
+
+    One binding per subject and project; a user's rights in a project are the
+    union of their own binding and those of their groups.
+    """
+
+    ROLE_CHOICES = [(role.value, role.value) for role in Role]
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="role_bindings"
+    )
+    role = models.CharField(max_length=32, choices=ROLE_CHOICES)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="role_bindings"
+    )
+    robot = models.ForeignKey(
+        Robot, null=True, blank=True, on_delete=models.CASCADE, related_name="role_bindings"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="rolebinding_one_subject",
+                condition=(
+                    models.Q(user__isnull=False, group__isnull=True, robot__isnull=True)
+                    | models.Q(user__isnull=True, group__isnull=False, robot__isnull=True)
+                    | models.Q(user__isnull=True, group__isnull=True, robot__isnull=False)
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["project", "user"],
+                name="rolebinding_user",
+                condition=models.Q(user__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["project", "group"],
+                name="rolebinding_group",
+                condition=models.Q(group__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["project", "robot"],
+                name="rolebinding_robot",
+                condition=models.Q(robot__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} {self.role} in {self.project_id}"
+
+    @property
+    def subject(self) -> str:
+        """``user:alice``, ``group:dev-team`` or ``robot:robot$prod+ci``."""
+        if self.user is not None:
+            return f"user:{self.user.get_username()}"
+        if self.group is not None:
+            return f"group:{self.group.name}"
+        assert self.robot is not None
+        return f"robot:{self.robot.name}"
+
+
+class CliSecret(models.Model):
+    """A user's secret for docker login and other CLI tools, shown on their profile.
+
+    SSO users have no password the registry could check; this secret stands in
+    for one.  It is kept sealed (encrypted with a key derived from SECRET_KEY)
+    so the profile can show it again, and as a SHA-256 digest for the check.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cli_secret"
+    )
+    digest = models.CharField(max_length=64)
+    sealed = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"CLI secret of user {self.user_id}"
+
+
+class SystemSetting(models.Model):
+    """A system-wide setting the admin changes at run time (a key and a JSON value)."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    value = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key

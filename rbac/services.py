@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 
 from audit.services import SYSTEM, Actor, audit_record
 
+from .cli_secrets import cli_secret_matches
 from .exceptions import LoginFailed, LoginThrottled
 from .models import ROBOT_PREFIX
 
@@ -47,9 +48,17 @@ def admin_bootstrap(*, password: str = "") -> str | None:
 
 
 def user_authenticate(*, username: str, password: str, source: str) -> AbstractBaseUser:
-    """The user these credentials belong to; LoginFailed or LoginThrottled otherwise."""
+    """The user these credentials belong to: a password (local or LDAP) or the CLI secret.
+
+    LoginFailed or LoginThrottled otherwise.
+    """
     with login_attempt(username, source):
         user = authenticate(username=username, password=password)
+        if user is None:
+            # SSO users have no password here: their CLI secret stands in for one.
+            candidate = get_user_model().objects.filter(username=username).first()
+            if candidate is not None and cli_secret_matches(user=candidate, secret=password):
+                user = candidate
         if user is None or not user.is_active:
             raise LoginFailed("wrong user name or password")
         return user

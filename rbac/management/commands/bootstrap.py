@@ -1,4 +1,4 @@
-"""``harborpy bootstrap``: apply migrations and create the system admin on first start.
+"""``harborpy bootstrap``: migrations, the token signing key and the system admin.
 
 ``harborpy serve`` runs it before serving.  The admin's password comes from
 HARBORPY_ADMIN_PASSWORD; when that is unset a password is generated and printed
@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from rbac.services import ADMIN, admin_bootstrap
+from rbac.tokens import signing_key
 
 
 class Command(BaseCommand):
@@ -21,6 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
+        signing_key()  # generated into the data folder on first start
         generated = admin_bootstrap(password=settings.HARBORPY_ADMIN_PASSWORD)
         if generated:
             self.stdout.write(
