@@ -54,11 +54,17 @@ def required_access(request, route: str, name: str | None) -> list[tuple[Resourc
         return [(Resource("registry", "catalog"), action)]
     if name is None:
         return []
-    needs = [(Resource("repository", name), action)]
-    source = request.GET.get("from")
-    if route == "upload" and request.method == "POST" and source:
-        needs.append((Resource("repository", source), Action.PULL))  # a mount reads the source
-    return needs
+    return [(Resource("repository", name), action)]
+
+
+def may_mount_from(request, source: str) -> bool:
+    """Whether a cross-repository mount may read ``source``: it needs pull there.
+
+    Without it the mount is not tried and the POST starts an ordinary upload
+    (202), as the spec allows, so the answer does not tell whether the blob
+    or the repository exists.
+    """
+    return authorize_scope(request.principal, Resource("repository", source), Action.PULL).allowed
 
 
 def enforce(request, route: str, name: str | None) -> Principal:

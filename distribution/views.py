@@ -22,7 +22,7 @@ from audit.services import Actor, audit_pull
 from rbac.credentials import client_address
 
 from . import selectors, services
-from .access import enforce
+from .access import enforce, may_mount_from
 from .blobstore import blob_store
 from .bodies import body_chunks, body_length, has_body
 from .errors import error_response
@@ -237,6 +237,7 @@ class UploadStartView(RegistryView):
         if mount and source:
             check_digest(mount)
             check_name(source)
+        if mount and source and may_mount_from(request, source):
             blob = services.blob_mount(repository_name=name, digest=mount, from_name=source)
             if blob is not None:
                 return _blob_created(name, blob.digest)

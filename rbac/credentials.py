@@ -26,7 +26,7 @@ from .exceptions import CredentialsInvalid
 from .models import ROBOT_PREFIX, CliSecret, Robot
 from .policy import ANONYMOUS, Kind, Principal
 from .robots import robot_authenticate
-from .services import user_authenticate
+from .services import login_check_throttle, user_authenticate
 from .tokens import token_verify
 
 REMEMBER_SECONDS = 60
@@ -113,6 +113,7 @@ def authenticate_basic(name: str, secret: str, source: str) -> Principal:
     key = hmac.new(settings.SECRET_KEY.encode(), f"{name}\0{secret}".encode(), "sha256").digest()
     remembered = _remembered.get(key)
     if remembered is not None and remembered.until > time.monotonic():
+        login_check_throttle(name, source)
         principal = _recheck(remembered)
         if principal is not None:
             return principal

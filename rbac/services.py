@@ -81,10 +81,8 @@ def login_attempt(name: str, source: str) -> Iterator[_Attempt]:
     is audited.
     """
     actor = Actor(name or "-", source)
-    key = f"harborpy:login-failures:{name}:{source}"
-    if cache.get(key, 0) >= settings.HARBORPY_LOGIN_MAX_FAILURES:
-        _audit_login(actor, name, "throttled")
-        raise LoginThrottled(settings.HARBORPY_LOGIN_LOCKOUT)
+    key = _failures_key(name, source)
+    login_check_throttle(name, source)
     attempt = _Attempt()
     try:
         yield attempt
@@ -94,6 +92,21 @@ def login_attempt(name: str, source: str) -> Iterator[_Attempt]:
         raise
     cache.delete(key)
     _audit_login(actor, name, "ok")
+
+
+def login_check_throttle(name: str, source: str) -> None:
+    """LoginThrottled if logins by ``name`` from ``source`` are refused right now.
+
+    Also for credentials verified earlier and remembered: a lockout holds for them too.
+    A refused attempt is audited.
+    """
+    if cache.get(_failures_key(name, source), 0) >= settings.HARBORPY_LOGIN_MAX_FAILURES:
+        _audit_login(Actor(name or "-", source), name, "throttled")
+        raise LoginThrottled(settings.HARBORPY_LOGIN_LOCKOUT)
+
+
+def _failures_key(name: str, source: str) -> str:
+    return f"harborpy:login-failures:{name}:{source}"
 
 
 def _audit_login(actor: Actor, name: str, result: str) -> None:

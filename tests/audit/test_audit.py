@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import requests
-
 from audit.models import AuditEntry
 from audit.selectors import audit_verify
 from audit.services import Actor, audit_record
@@ -18,6 +16,7 @@ from tests.distribution.helpers import (
     push_image,
     wait_until,
 )
+from tests.fixtures import authed
 from tests.fixtures.server import harborpy_command
 
 NAME = "lib/audited"
@@ -31,18 +30,18 @@ def entries(action: str | None = None) -> list[AuditEntry]:
 def test_pushes_pulls_and_deletes_are_recorded(registry):
     pushed = push_image(registry, NAME, "v1")
     [push] = entries("push")
-    assert (push.actor, push.source, push.resource) == ("anonymous", "127.0.0.1", f"{NAME}:v1")
+    assert (push.actor, push.source, push.resource) == ("admin", "127.0.0.1", f"{NAME}:v1")
     assert push.detail == {"digest": pushed.digest, "media_type": OCI_MANIFEST}
 
-    assert requests.get(f"{registry.url}/v2/{NAME}/manifests/v1").status_code == 200
+    assert authed.get(f"{registry.url}/v2/{NAME}/manifests/v1").status_code == 200
     assert wait_until(lambda: len(entries("pull")) == 1), "the pull was not recorded"
     [pull] = entries("pull")
     assert (pull.resource, pull.detail) == (f"{NAME}:v1", {"digest": pushed.digest})
 
-    assert requests.delete(f"{registry.url}/v2/{NAME}/manifests/v1").status_code == 202
-    assert requests.delete(f"{registry.url}/v2/{NAME}/manifests/{pushed.digest}").status_code == 202
+    assert authed.delete(f"{registry.url}/v2/{NAME}/manifests/v1").status_code == 202
+    assert authed.delete(f"{registry.url}/v2/{NAME}/manifests/{pushed.digest}").status_code == 202
     layer = push_blob(registry, NAME, b"a layer to delete")
-    assert requests.delete(f"{registry.url}/v2/{NAME}/blobs/{layer}").status_code == 202
+    assert authed.delete(f"{registry.url}/v2/{NAME}/blobs/{layer}").status_code == 202
     deletes = [(e.resource, e.detail["kind"]) for e in entries("delete")]
     assert deletes == [
         (f"{NAME}:v1", "tag"),
@@ -54,7 +53,7 @@ def test_pushes_pulls_and_deletes_are_recorded(registry):
 
 def test_a_refused_push_records_nothing(registry):
     body = encode(make_image_manifest(config=b"{}", layers=[b"never uploaded"]))
-    response = requests.put(
+    response = authed.put(
         f"{registry.url}/v2/{NAME}/manifests/v1", data=body, headers={"Content-Type": OCI_MANIFEST}
     )
     assert response.status_code == 400
@@ -108,7 +107,7 @@ def test_the_audit_command(registry):
     push_image(registry, NAME, "v1")
     out = _verify_command(registry)
     assert out.returncode == 0 and "audit log intact: 1 entries" in out.stdout
-    assert f"anonymous push {NAME}:v1" in harborpy_command(registry, "audit", "tail", "-n", "5")
+    assert f"admin push {NAME}:v1" in harborpy_command(registry, "audit", "tail", "-n", "5")
 
 
 def _verify_command(registry):

@@ -273,16 +273,16 @@ def docker_push(dockerd: Cli, ref: str) -> tuple[str, str]:
 
 
 def test_docker_load_push_pull(
-    dockerd: Cli, registry_host: str, sample_images: SampleImages
+    docker: Cli, registry_host: str, sample_images: SampleImages
 ) -> None:
     info = sample_images.single
-    loaded = docker_load(dockerd, sample_images.archive)
-    image_id = docker_inspect(dockerd, loaded)["Id"]
+    loaded = docker_load(docker, sample_images.archive)
+    image_id = docker_inspect(docker, loaded)["Id"]
     assert image_id == info.config_digest
 
     ref = f"{registry_host}/test/docker:1"
-    dockerd("tag", loaded, ref)
-    _, digest = docker_push(dockerd, ref)
+    docker("tag", loaded, ref)
+    _, digest = docker_push(docker, ref)
     raw = raw_manifest(ref)
     assert sha256_digest(raw) == digest
     manifest = json.loads(raw)
@@ -290,36 +290,34 @@ def test_docker_load_push_pull(
     assert manifest["config"]["digest"] == info.config_digest
     assert len(manifest["layers"]) == len(info.layers)
 
-    dockerd("rmi", ref, loaded)
+    docker("rmi", ref, loaded)
     with pytest.raises(CommandError):
-        docker_inspect(dockerd, ref)
-    dockerd("pull", ref)
-    pulled = docker_inspect(dockerd, ref)
+        docker_inspect(docker, ref)
+    docker("pull", ref)
+    pulled = docker_inspect(docker, ref)
     assert pulled["Id"] == image_id
     assert f"{registry_host}/test/docker@{digest}" in pulled["RepoDigests"]  # type: ignore[operator]
 
 
 def test_docker_push_mounts_across_repositories(
-    dockerd: Cli, registry_host: str, sample_images: SampleImages
+    docker: Cli, registry_host: str, sample_images: SampleImages
 ) -> None:
-    loaded = docker_load(dockerd, sample_images.archive)
+    loaded = docker_load(docker, sample_images.archive)
     first, second = (f"{registry_host}/test/docker-mount-{x}:1" for x in "ab")
-    dockerd("tag", loaded, first)
-    dockerd("tag", loaded, second)
-    _, first_digest = docker_push(dockerd, first)
-    log, second_digest = docker_push(dockerd, second)
+    docker("tag", loaded, first)
+    docker("tag", loaded, second)
+    _, first_digest = docker_push(docker, first)
+    log, second_digest = docker_push(docker, second)
     assert second_digest == first_digest
     mounted = re.findall(r"Mounted from (\S+)", log)
     assert len(mounted) == len(sample_images.single.layers), log
     assert all(repo.startswith("test/docker") for repo in mounted), log
 
 
-def test_docker_pull_multiarch(
-    dockerd: Cli, pushed_multi: str, sample_images: SampleImages
-) -> None:
+def test_docker_pull_multiarch(docker: Cli, pushed_multi: str, sample_images: SampleImages) -> None:
     info = sample_images.multi
-    dockerd("pull", pushed_multi)
-    pulled = docker_inspect(dockerd, pushed_multi)
+    docker("pull", pushed_multi)
+    pulled = docker_inspect(docker, pushed_multi)
     assert (pulled["Os"], pulled["Architecture"]) == ("linux", "amd64")
     assert pulled["Id"] == info.child("amd64").config_digest
     repo = pushed_multi.rsplit(":", 1)[0]

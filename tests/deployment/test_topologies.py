@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.fixtures import authed
 from tests.fixtures.clients import SampleImages, skopeo, skopeo_json
 from tests.fixtures.s3 import s3_client
 from tests.fixtures.server import LiveServer, start_server
@@ -124,13 +125,13 @@ def test_blob_get_redirects_to_a_presigned_url(
     push(sample_images, "single", f"{server.host}/s3/redirect:1")
     layer = sample_images.single.layers[0]
     url = f"{server.url}/v2/s3/redirect/blobs/{layer}"
-    answer = requests.get(url, allow_redirects=False, timeout=10)
+    answer = authed.get(url, allow_redirects=False, timeout=10)
     assert answer.status_code == 307
     assert answer.headers["Docker-Content-Digest"] == layer
-    body = requests.get(answer.headers["Location"], timeout=10).content
+    body = authed.get(answer.headers["Location"], timeout=10).content
     assert "sha256:" + hashlib.sha256(body).hexdigest() == layer
     # A ranged read is served by harborpy itself, not redirected.
-    ranged = requests.get(url, headers={"Range": "bytes=0-9"}, allow_redirects=False, timeout=10)
+    ranged = authed.get(url, headers={"Range": "bytes=0-9"}, allow_redirects=False, timeout=10)
     assert ranged.status_code == 206 and ranged.content == body[:10]
     # A real client follows the redirect and verifies every digest.
     skopeo(
@@ -158,7 +159,7 @@ def two_nodes(request, suite_projects, tmp_path: Path):
 
 
 def _patch(node: LiveServer, location: str, data: bytes, start: int) -> requests.Response:
-    return requests.patch(
+    return authed.patch(
         node.url + location,
         data=data,
         headers={"Content-Range": f"{start}-{start + len(data) - 1}"},
@@ -172,7 +173,7 @@ def test_chunked_upload_continues_on_another_node(two_nodes: list[LiveServer]) -
     content = b"".join(pieces)
     digest = "sha256:" + hashlib.sha256(content).hexdigest()
 
-    started = requests.post(f"{a.url}/v2/hop/blob/blobs/uploads/", timeout=10)
+    started = authed.post(f"{a.url}/v2/hop/blob/blobs/uploads/", timeout=10)
     assert started.status_code == 202
     location, offset = started.headers["Location"], 0
     for node, piece in zip((a, b, a), pieces, strict=True):
@@ -181,27 +182,27 @@ def test_chunked_upload_continues_on_another_node(two_nodes: list[LiveServer]) -
         offset += len(piece)
         assert answer.headers["Range"] == f"0-{offset - 1}"
         location = answer.headers["Location"]
-    status = requests.get(b.url + location, timeout=10)
+    status = authed.get(b.url + location, timeout=10)
     assert status.status_code == 204 and status.headers["Range"] == f"0-{len(content) - 1}"
 
-    done = requests.put(f"{b.url}{location}?digest={digest}", timeout=60)
+    done = authed.put(f"{b.url}{location}?digest={digest}", timeout=60)
     assert done.status_code == 201, done.text
     for node in (a, b):
-        blob = requests.get(f"{node.url}/v2/hop/blob/blobs/{digest}", timeout=30)
+        blob = authed.get(f"{node.url}/v2/hop/blob/blobs/{digest}", timeout=30)
         assert blob.status_code == 200 and blob.content == content
 
 
 def test_digest_is_verified_after_a_hop(two_nodes: list[LiveServer]) -> None:
     a, b = two_nodes
     first, second = os.urandom(1 << 20), os.urandom(1 << 20)
-    location = requests.post(f"{a.url}/v2/hop/bad/blobs/uploads/", timeout=10).headers["Location"]
+    location = authed.post(f"{a.url}/v2/hop/bad/blobs/uploads/", timeout=10).headers["Location"]
     location = _patch(a, location, first, 0).headers["Location"]
     location = _patch(b, location, second, len(first)).headers["Location"]
     wrong = "sha256:" + hashlib.sha256(first).hexdigest()
-    answer = requests.put(f"{a.url}{location}?digest={wrong}", timeout=30)
+    answer = authed.put(f"{a.url}{location}?digest={wrong}", timeout=30)
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["code"] == "DIGEST_INVALID"
-    assert requests.head(f"{b.url}/v2/hop/bad/blobs/{wrong}", timeout=10).status_code == 404
+    assert authed.head(f"{b.url}/v2/hop/bad/blobs/{wrong}", timeout=10).status_code == 404
 
 
 # --- the production topology -------------------------------------------------------------------
@@ -256,12 +257,12 @@ def test_server_memory_stays_flat_for_a_large_blob(suite_projects, tmp_path: Pat
         # Warm up the worker on a small blob, then note its peak resident memory.
         small = "sha256:" + hashlib.sha256(block).hexdigest()
         assert (
-            requests.post(
+            authed.post(
                 f"{server.url}/v2/mem/blob/blobs/uploads/?digest={small}", data=block, timeout=30
             ).status_code
             == 201
         )
-        assert len(requests.get(f"{server.url}/v2/mem/blob/blobs/{small}", timeout=30).content)
+        assert len(authed.get(f"{server.url}/v2/mem/blob/blobs/{small}", timeout=30).content)
         before = _worker_peak_rss(server)
 
         count = 512  # 512 MiB, streamed with Transfer-Encoding: chunked as docker sends it
@@ -269,22 +270,18 @@ def test_server_memory_stays_flat_for_a_large_blob(suite_projects, tmp_path: Pat
         for _ in range(count):
             hasher.update(block)
         digest = "sha256:" + hasher.hexdigest()
-        location = requests.post(f"{server.url}/v2/mem/blob/blobs/uploads/", timeout=10).headers[
+        location = authed.post(f"{server.url}/v2/mem/blob/blobs/uploads/", timeout=10).headers[
             "Location"
         ]
-        answer = requests.patch(
+        answer = authed.patch(
             server.url + location, data=(block for _ in range(count)), timeout=300
         )
         assert (
             answer.status_code == 202 and answer.headers["Range"] == f"0-{count * len(block) - 1}"
         )
-        done = requests.put(
-            f"{server.url}{answer.headers['Location']}?digest={digest}", timeout=300
-        )
+        done = authed.put(f"{server.url}{answer.headers['Location']}?digest={digest}", timeout=300)
         assert done.status_code == 201, done.text
-        with requests.get(
-            f"{server.url}/v2/mem/blob/blobs/{digest}", stream=True, timeout=300
-        ) as r:
+        with authed.get(f"{server.url}/v2/mem/blob/blobs/{digest}", stream=True, timeout=300) as r:
             received = hashlib.sha256()
             for chunk in r.iter_content(1 << 20):
                 received.update(chunk)
@@ -313,7 +310,7 @@ def test_filesystem_blobs_leave_through_sendfile(suite_projects, tmp_path: Path)
         data = os.urandom(8 << 20)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         url = f"{server.url}/v2/sf/blob/blobs"
-        assert requests.post(f"{url}/uploads/?digest={digest}", data=data, timeout=30).ok
+        assert authed.post(f"{url}/uploads/?digest={digest}", data=data, timeout=30).ok
         worker = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()[0]
         trace = tmp_path / "trace"
         tracer = subprocess.Popen(
@@ -322,13 +319,13 @@ def test_filesystem_blobs_leave_through_sendfile(suite_projects, tmp_path: Path)
         try:
             # strace attaches asynchronously: retry the GET until a sendfile shows up.
             for _ in range(20):
-                answer = requests.get(f"{url}/{digest}", timeout=30)
+                answer = authed.get(f"{url}/{digest}", timeout=30)
                 assert answer.content == data
                 if trace.exists() and "sendfile(" in trace.read_text():
                     break
             # Tracing is live now: one more download, traced from its first byte.
             start = trace.stat().st_size
-            assert requests.get(f"{url}/{digest}", timeout=30).content == data
+            assert authed.get(f"{url}/{digest}", timeout=30).content == data
             time.sleep(0.5)
         finally:
             tracer.terminate()
@@ -350,7 +347,7 @@ def test_a_stalled_body_is_cut_off_and_frees_its_upload(suite_projects, tmp_path
 
     server = start_server(tmp_path / "node", env={"HARBORPY_BODY_TIMEOUT": "2"})
     try:
-        location = requests.post(f"{server.url}/v2/lib/stall/blobs/uploads/", timeout=10).headers[
+        location = authed.post(f"{server.url}/v2/lib/stall/blobs/uploads/", timeout=10).headers[
             "Location"
         ]
         upload_id = location.rsplit("/", 1)[1]
@@ -373,6 +370,6 @@ def test_a_stalled_body_is_cut_off_and_frees_its_upload(suite_projects, tmp_path
         assert (upload.size, upload.busy_since, upload.claim) == (0, None, "")
         # and the upload goes on normally
         data = os.urandom(100)
-        assert requests.patch(server.url + location, data=data, timeout=10).status_code == 202
+        assert authed.patch(server.url + location, data=data, timeout=10).status_code == 202
     finally:
         server.stop()

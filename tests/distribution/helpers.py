@@ -8,6 +8,7 @@ break off.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -23,7 +24,8 @@ from urllib.parse import urljoin
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from tests.fixtures.server import LiveServer
+from tests.fixtures import authed
+from tests.fixtures.server import ADMIN, LiveServer
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -38,6 +40,7 @@ OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 EMPTY_JSON = b"{}"
 
 MiB = 1 << 20
+ADMIN_BASIC = "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode()
 
 # --- digests, URLs, responses -------------------------------------------------------------
 
@@ -95,8 +98,12 @@ def send(
     """One request through http.client: the path goes out as given, headers may repeat.
 
     A ``bytes`` body is sent with Content-Length, any other iterable with
-    ``Transfer-Encoding: chunked``.
+    ``Transfer-Encoding: chunked``.  It goes as the admin unless ``headers``
+    carry an Authorization of their own.
     """
+    headers = list(headers)
+    if not any(name.lower() == "authorization" for name, _ in headers):
+        headers.append(("Authorization", ADMIN_BASIC))
     connection = http.client.HTTPConnection(registry.host, timeout=60)
     try:
         connection.putrequest(method, path, skip_accept_encoding=True)
@@ -133,7 +140,7 @@ def open_partial_request(
         else "Transfer-Encoding: chunked\r\n"
     )
     head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {registry.host}\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {registry.host}\r\nAuthorization: {ADMIN_BASIC}\r\n"
         f"Content-Type: application/octet-stream\r\n{framing}\r\n"
     ).encode()
     if declared is None:
@@ -159,7 +166,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 def push_blob(registry: LiveServer, name: str, data: bytes) -> str:
     """Push ``data`` as one monolithic POST; return its digest."""
     digest = digest_of(data)
-    response = requests.post(
+    response = authed.post(
         f"{registry.url}/v2/{name}/blobs/uploads/", params={"digest": digest}, data=data
     )
     assert response.status_code == 201, response.text
@@ -168,14 +175,14 @@ def push_blob(registry: LiveServer, name: str, data: bytes) -> str:
 
 def start_upload(registry: LiveServer, name: str) -> str:
     """Open an upload session; return its absolute URL."""
-    response = requests.post(f"{registry.url}/v2/{name}/blobs/uploads/")
+    response = authed.post(f"{registry.url}/v2/{name}/blobs/uploads/")
     assert response.status_code == 202, response.text
     return absolute(registry, response.headers["Location"])
 
 
 def patch_chunk(location: str, data: bytes, start: int) -> requests.Response:
     """PATCH one chunk with its Content-Range."""
-    return requests.patch(
+    return authed.patch(
         location,
         data=data,
         headers={
@@ -305,9 +312,7 @@ def push_manifest(
     """PUT a manifest (a document is JSON-encoded) with ``media_type`` as Content-Type."""
     data = encode(body) if isinstance(body, dict) else body
     headers = {"Content-Type": media_type} if media_type else {}
-    return requests.put(
-        f"{registry.url}/v2/{name}/manifests/{reference}", data=data, headers=headers
-    )
+    return authed.put(f"{registry.url}/v2/{name}/manifests/{reference}", data=data, headers=headers)
 
 
 def push_accepted(
@@ -412,13 +417,11 @@ def get_manifest(
     registry: LiveServer, name: str, reference: str, accept: str | None = None
 ) -> requests.Response:
     """GET a manifest; ``accept=None`` sends no Accept header at all."""
-    return requests.get(
-        f"{registry.url}/v2/{name}/manifests/{reference}", headers={"Accept": accept}
-    )
+    return authed.get(f"{registry.url}/v2/{name}/manifests/{reference}", headers={"Accept": accept})
 
 
 def tags_of(registry: LiveServer, name: str) -> list[str]:
-    response = requests.get(f"{registry.url}/v2/{name}/tags/list")
+    response = authed.get(f"{registry.url}/v2/{name}/tags/list")
     assert response.status_code == 200, response.text
     return response.json()["tags"]
 

@@ -42,12 +42,13 @@ from tests.distribution.helpers import (
     upload_dirs,
     upload_id_of,
 )
+from tests.fixtures import authed
 
 NAME = "lib/app"
 
 
 def test_base_endpoint_announces_the_api_version(registry):
-    response = requests.get(f"{registry.url}/v2/")
+    response = authed.get(f"{registry.url}/v2/")
     assert response.status_code == 200
     assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
 
@@ -61,14 +62,14 @@ def assert_blob_created(registry, response, name: str, data: bytes) -> None:
     assert response.headers["Docker-Content-Digest"] == digest
     location = absolute(registry, response.headers["Location"])
     assert location == f"{registry.url}/v2/{name}/blobs/{digest}"
-    fetched = requests.get(location)
+    fetched = authed.get(location)
     assert fetched.status_code == 200
     assert fetched.content == data
 
 
 def test_monolithic_post(registry):
     data = os.urandom(5000)
-    response = requests.post(
+    response = authed.post(
         f"{registry.url}/v2/{NAME}/blobs/uploads/",
         params={"digest": digest_of(data)},
         data=data,
@@ -81,12 +82,12 @@ def test_monolithic_post(registry):
 def test_post_then_put_with_body(registry):
     data = os.urandom(3000)
     location = start_upload(registry, NAME)
-    response = requests.put(location, params={"digest": digest_of(data)}, data=data)
+    response = authed.put(location, params={"digest": digest_of(data)}, data=data)
     assert_blob_created(registry, response, NAME, data)
 
 
 def test_upload_session_headers(registry):
-    response = requests.post(f"{registry.url}/v2/{NAME}/blobs/uploads/")
+    response = authed.post(f"{registry.url}/v2/{NAME}/blobs/uploads/")
     assert response.status_code == 202
     upload_id = response.headers["Docker-Upload-UUID"]
     assert response.headers["Location"] == f"/v2/{NAME}/blobs/uploads/{upload_id}"
@@ -107,7 +108,7 @@ def test_chunked_upload_with_content_range(registry):
         location = absolute(registry, response.headers["Location"])
         assert upload_id_of(location) == upload_id
     final = data[offset:]
-    response = requests.put(
+    response = authed.put(
         location,
         params={"digest": digest_of(data)},
         data=final,
@@ -123,11 +124,11 @@ def test_chunked_upload_completed_by_empty_put(registry):
     assert patch_chunk(location, data[:1000], 0).status_code == 202
     response = patch_chunk(location, data[1000:], 1000)
     assert response.headers["Range"] == "0-1999"
-    response = requests.put(
+    response = authed.put(
         absolute(registry, response.headers["Location"]), params={"digest": digest_of(data)}
     )
     assert_blob_created(registry, response, NAME, data)
-    assert_error(requests.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_error(authed.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
 
 
 def test_streamed_patch_with_transfer_encoding_chunked(registry):
@@ -150,17 +151,17 @@ def test_streamed_patch_with_transfer_encoding_chunked(registry):
     assert response.status_code == 202, response.text
     assert response.headers["Range"] == f"0-{len(data) - 1}"
     assert upload_data_size(registry, upload_id_of(location)) == len(data)
-    response = requests.put(location, params={"digest": digest_of(data)})
+    response = authed.put(location, params={"digest": digest_of(data)})
     assert_blob_created(registry, response, NAME, data)
 
 
 def test_upload_status(registry):
     location = start_upload(registry, NAME)
-    response = requests.get(location)
+    response = authed.get(location)
     assert response.status_code == 204
     assert response.headers["Range"] == "0-0"
     assert patch_chunk(location, b"x" * 42, 0).status_code == 202
-    response = requests.get(location)
+    response = authed.get(location)
     assert response.status_code == 204
     assert response.content == b""
     assert response.headers["Range"] == "0-41"
@@ -172,9 +173,9 @@ def test_cancel_upload(registry):
     location = start_upload(registry, NAME)
     assert patch_chunk(location, b"abc", 0).status_code == 202
     assert upload_id_of(location) in upload_dirs(registry)
-    response = requests.delete(location)
+    response = authed.delete(location)
     assert response.status_code == 204
-    assert_error(requests.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_error(authed.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
     assert upload_id_of(location) not in upload_dirs(registry)
 
 
@@ -182,14 +183,14 @@ def test_url_encoded_digests(registry):
     data = os.urandom(700)
     digest = digest_of(data)
     encoded = digest.replace(":", "%3A")
-    response = requests.post(f"{registry.url}/v2/{NAME}/blobs/uploads/?digest={encoded}", data=data)
+    response = authed.post(f"{registry.url}/v2/{NAME}/blobs/uploads/?digest={encoded}", data=data)
     assert response.status_code == 201, response.text
     assert response.headers["Docker-Content-Digest"] == digest
     location = start_upload(registry, NAME)
     other = os.urandom(10)
-    response = requests.put(f"{location}?digest={digest_of(other).replace(':', '%3A')}", data=other)
+    response = authed.put(f"{location}?digest={digest_of(other).replace(':', '%3A')}", data=other)
     assert response.status_code == 201, response.text
-    response = requests.get(f"{registry.url}/v2/{NAME}/blobs/{encoded}")
+    response = authed.get(f"{registry.url}/v2/{NAME}/blobs/{encoded}")
     assert response.status_code == 200
     assert response.content == data
     assert response.headers["Docker-Content-Digest"] == digest
@@ -198,17 +199,17 @@ def test_url_encoded_digests(registry):
 def test_sha512_digest(registry):
     data = os.urandom(900)
     digest = digest_of(data, "sha512")
-    response = requests.post(
+    response = authed.post(
         f"{registry.url}/v2/{NAME}/blobs/uploads/", params={"digest": digest}, data=data
     )
     assert response.status_code == 201, response.text
     assert response.headers["Docker-Content-Digest"] == digest
-    assert requests.get(f"{registry.url}/v2/{NAME}/blobs/{digest}").content == data
+    assert authed.get(f"{registry.url}/v2/{NAME}/blobs/{digest}").content == data
 
 
 def test_empty_blob(registry):
     location = start_upload(registry, NAME)
-    response = requests.put(location, params={"digest": digest_of(b"")})
+    response = authed.put(location, params={"digest": digest_of(b"")})
     assert_blob_created(registry, response, NAME, b"")
 
 
@@ -223,7 +224,7 @@ def blob(registry) -> tuple[str, bytes]:
 
 def test_blob_head(registry, blob):
     digest, data = blob
-    response = requests.head(f"{registry.url}/v2/{NAME}/blobs/{digest}")
+    response = authed.head(f"{registry.url}/v2/{NAME}/blobs/{digest}")
     assert response.status_code == 200
     assert response.headers["Content-Length"] == str(len(data))
     assert response.headers["Docker-Content-Digest"] == digest
@@ -233,7 +234,7 @@ def test_blob_head(registry, blob):
 
 def test_blob_get(registry, blob):
     digest, data = blob
-    response = requests.get(f"{registry.url}/v2/{NAME}/blobs/{digest}")
+    response = authed.get(f"{registry.url}/v2/{NAME}/blobs/{digest}")
     assert response.status_code == 200
     assert response.content == data
     assert response.headers["Content-Length"] == str(len(data))
@@ -243,11 +244,11 @@ def test_blob_get(registry, blob):
 def test_large_blob_get(registry):
     data = os.urandom(3 * MiB + 11)
     digest = push_blob(registry, NAME, data)
-    response = requests.get(f"{registry.url}/v2/{NAME}/blobs/{digest}")
+    response = authed.get(f"{registry.url}/v2/{NAME}/blobs/{digest}")
     assert response.status_code == 200
     assert response.content == data
     start, end = MiB - 5, 2 * MiB + 5
-    response = requests.get(
+    response = authed.get(
         f"{registry.url}/v2/{NAME}/blobs/{digest}", headers={"Range": f"bytes={start}-{end}"}
     )
     assert response.status_code == 206
@@ -265,7 +266,7 @@ def test_large_blob_get(registry):
 )
 def test_blob_range(registry, blob, header, start, end):
     digest, data = blob
-    response = requests.get(f"{registry.url}/v2/{NAME}/blobs/{digest}", headers={"Range": header})
+    response = authed.get(f"{registry.url}/v2/{NAME}/blobs/{digest}", headers={"Range": header})
     assert response.status_code == 206
     assert response.content == data[start : end + 1]
     assert response.headers["Content-Range"] == f"bytes {start}-{end}/100"
@@ -274,7 +275,7 @@ def test_blob_range(registry, blob, header, start, end):
 
 def test_blob_range_not_satisfiable(registry, blob):
     digest, _ = blob
-    response = requests.get(
+    response = authed.get(
         f"{registry.url}/v2/{NAME}/blobs/{digest}", headers={"Range": "bytes=100-150"}
     )
     assert_error(response, 416, "RANGE_INVALID")
@@ -283,21 +284,21 @@ def test_blob_range_not_satisfiable(registry, blob):
 
 def test_blob_delete(registry, blob):
     digest, _ = blob
-    assert requests.delete(f"{registry.url}/v2/{NAME}/blobs/{digest}").status_code == 202
-    assert requests.head(f"{registry.url}/v2/{NAME}/blobs/{digest}").status_code == 404
-    assert_error(requests.get(f"{registry.url}/v2/{NAME}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
-    assert_error(requests.delete(f"{registry.url}/v2/{NAME}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
+    assert authed.delete(f"{registry.url}/v2/{NAME}/blobs/{digest}").status_code == 202
+    assert authed.head(f"{registry.url}/v2/{NAME}/blobs/{digest}").status_code == 404
+    assert_error(authed.get(f"{registry.url}/v2/{NAME}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
+    assert_error(authed.delete(f"{registry.url}/v2/{NAME}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
 
 
 def test_blob_unknown(registry, blob):
     missing = digest_of(b"never pushed")
-    assert requests.head(f"{registry.url}/v2/{NAME}/blobs/{missing}").status_code == 404
-    assert_error(requests.get(f"{registry.url}/v2/{NAME}/blobs/{missing}"), 404, "BLOB_UNKNOWN")
+    assert authed.head(f"{registry.url}/v2/{NAME}/blobs/{missing}").status_code == 404
+    assert_error(authed.get(f"{registry.url}/v2/{NAME}/blobs/{missing}"), 404, "BLOB_UNKNOWN")
 
 
 def test_blob_is_scoped_to_its_repository(registry, blob):
     digest, _ = blob
-    assert requests.head(f"{registry.url}/v2/lib/other/blobs/{digest}").status_code == 404
+    assert authed.head(f"{registry.url}/v2/lib/other/blobs/{digest}").status_code == 404
 
 
 # --- mount and deduplication --------------------------------------------------------------
@@ -307,21 +308,21 @@ def test_cross_repository_mount(registry):
     data = os.urandom(4000)
     digest = push_blob(registry, "lib/a", data)
     before = blob_files(registry)
-    response = requests.post(
+    response = authed.post(
         f"{registry.url}/v2/lib/b/blobs/uploads/", params={"mount": digest, "from": "lib/a"}
     )
     assert response.status_code == 201, response.text
     assert response.headers["Docker-Content-Digest"] == digest
     location = absolute(registry, response.headers["Location"])
     assert location == f"{registry.url}/v2/lib/b/blobs/{digest}"
-    assert requests.get(f"{registry.url}/v2/lib/b/blobs/{digest}").content == data
+    assert authed.get(f"{registry.url}/v2/lib/b/blobs/{digest}").content == data
     assert blob_files(registry) == before
 
 
 def test_mount_falls_back_to_an_upload(registry):
     push_blob(registry, "lib/a", b"something else")
     digest = digest_of(os.urandom(10))
-    response = requests.post(
+    response = authed.post(
         f"{registry.url}/v2/lib/b/blobs/uploads/", params={"mount": digest, "from": "lib/a"}
     )
     assert response.status_code == 202, response.text
@@ -329,8 +330,8 @@ def test_mount_falls_back_to_an_upload(registry):
     location = absolute(registry, response.headers["Location"])
     upload_id = response.headers["Docker-Upload-UUID"]
     assert location == f"{registry.url}/v2/lib/b/blobs/uploads/{upload_id}"
-    assert requests.get(location).status_code == 204
-    assert requests.head(f"{registry.url}/v2/lib/b/blobs/{digest}").status_code == 404
+    assert authed.get(location).status_code == 204
+    assert authed.head(f"{registry.url}/v2/lib/b/blobs/{digest}").status_code == 404
 
 
 def test_same_layer_in_fifty_repositories_is_stored_once(registry):
@@ -344,7 +345,7 @@ def test_same_layer_in_fifty_repositories_is_stored_once(registry):
     assert blob_files(registry) - before == {blob_file(registry, digest)}
     assert upload_dirs(registry) == uploads_before
     for name in names:
-        assert requests.head(f"{registry.url}/v2/{name}/blobs/{digest}").status_code == 200
+        assert authed.head(f"{registry.url}/v2/{name}/blobs/{digest}").status_code == 200
 
 
 # --- manifests ----------------------------------------------------------------------------
@@ -383,19 +384,19 @@ def test_manifest_put_get_head_delete(registry, kind):
     pushed = push_kind(registry, kind, "v1")
     base = f"{registry.url}/v2/{NAME}/manifests"
     for reference in ("v1", pushed.digest):
-        assert_manifest(requests.get(f"{base}/{reference}"), pushed)
-        assert_manifest(requests.head(f"{base}/{reference}"), pushed, head=True)
-    assert requests.delete(f"{base}/v1").status_code == 202
-    assert_error(requests.get(f"{base}/v1"), 404, "MANIFEST_UNKNOWN")
-    assert_manifest(requests.get(f"{base}/{pushed.digest}"), pushed)
-    assert requests.delete(f"{base}/{pushed.digest}").status_code == 202
-    assert_error(requests.get(f"{base}/{pushed.digest}"), 404, "MANIFEST_UNKNOWN")
-    assert requests.head(f"{base}/{pushed.digest}").status_code == 404
+        assert_manifest(authed.get(f"{base}/{reference}"), pushed)
+        assert_manifest(authed.head(f"{base}/{reference}"), pushed, head=True)
+    assert authed.delete(f"{base}/v1").status_code == 202
+    assert_error(authed.get(f"{base}/v1"), 404, "MANIFEST_UNKNOWN")
+    assert_manifest(authed.get(f"{base}/{pushed.digest}"), pushed)
+    assert authed.delete(f"{base}/{pushed.digest}").status_code == 202
+    assert_error(authed.get(f"{base}/{pushed.digest}"), 404, "MANIFEST_UNKNOWN")
+    assert authed.head(f"{base}/{pushed.digest}").status_code == 404
 
 
 def test_manifest_put_headers(registry):
     pushed = push_image(registry, NAME, "v1")
-    again = requests.put(
+    again = authed.put(
         f"{registry.url}/v2/{NAME}/manifests/v2",
         data=pushed.body,
         headers={"Content-Type": OCI_MANIFEST},
@@ -409,8 +410,8 @@ def test_manifest_put_headers(registry):
 
 def test_manifest_put_by_digest_creates_no_tag(registry):
     pushed = push_image(registry, NAME, "v1")
-    requests.delete(f"{registry.url}/v2/{NAME}/manifests/v1")
-    response = requests.put(
+    authed.delete(f"{registry.url}/v2/{NAME}/manifests/v1")
+    response = authed.put(
         f"{registry.url}/v2/{NAME}/manifests/{pushed.digest}",
         data=pushed.body,
         headers={"Content-Type": OCI_MANIFEST},
@@ -426,7 +427,7 @@ def test_manifest_without_media_type_or_content_type(registry):
     document = json.loads(pushed.body)
     del document["mediaType"]
     body = json.dumps(document, indent=1).encode()
-    response = requests.put(f"{registry.url}/v2/{NAME}/manifests/bare", data=body)
+    response = authed.put(f"{registry.url}/v2/{NAME}/manifests/bare", data=body)
     assert response.status_code == 201, response.text
     fetched = get_manifest(registry, NAME, "bare")
     assert fetched.content == body
@@ -436,7 +437,7 @@ def test_manifest_without_media_type_or_content_type(registry):
 def test_manifest_pushed_by_sha512_digest_is_pullable_by_it(registry):
     pushed = push_image(registry, NAME, "v1")
     reference = digest_of(pushed.body, "sha512")
-    response = requests.put(
+    response = authed.put(
         f"{registry.url}/v2/{NAME}/manifests/{reference}",
         data=pushed.body,
         headers={"Content-Type": OCI_MANIFEST},
@@ -468,8 +469,8 @@ def test_foreign_layers_need_not_be_pushed(registry):
 def test_delete_unknown_manifest(registry):
     push_image(registry, NAME, "v1")
     base = f"{registry.url}/v2/{NAME}/manifests"
-    assert_error(requests.delete(f"{base}/nope"), 404, "MANIFEST_UNKNOWN")
-    assert_error(requests.delete(f"{base}/{digest_of(b'nope')}"), 404, "MANIFEST_UNKNOWN")
+    assert_error(authed.delete(f"{base}/nope"), 404, "MANIFEST_UNKNOWN")
+    assert_error(authed.delete(f"{base}/{digest_of(b'nope')}"), 404, "MANIFEST_UNKNOWN")
 
 
 @pytest.mark.parametrize(
@@ -478,9 +479,9 @@ def test_delete_unknown_manifest(registry):
 def test_unusual_valid_names(registry, name):
     Project.objects.get_or_create(name=name.split("/")[0])
     pushed = push_image(registry, name, "v1")
-    assert requests.get(f"{registry.url}/v2/_catalog").json() == {"repositories": [name]}
+    assert authed.get(f"{registry.url}/v2/_catalog").json() == {"repositories": [name]}
     assert_manifest(get_manifest(registry, name, "v1"), pushed)
-    assert requests.get(f"{registry.url}/v2/{name}/tags/list").json() == {
+    assert authed.get(f"{registry.url}/v2/{name}/tags/list").json() == {
         "name": name,
         "tags": ["v1"],
     }
@@ -504,7 +505,7 @@ def docker_image(registry) -> Pushed:
 def test_accept_without_the_stored_type(registry, docker_image):
     response = get_manifest(registry, NAME, "v1", accept=f"{OCI_MANIFEST}, {OCI_INDEX}")
     assert_error(response, 404, "MANIFEST_UNKNOWN")
-    head = requests.head(f"{registry.url}/v2/{NAME}/manifests/v1", headers={"Accept": OCI_MANIFEST})
+    head = authed.head(f"{registry.url}/v2/{NAME}/manifests/v1", headers={"Accept": OCI_MANIFEST})
     assert head.status_code == 404
 
 
@@ -553,7 +554,7 @@ def test_pull_by_digest_never_serves_other_content(registry):
     """
     index, _ = push_index(registry, NAME, "multi")
     for method in ("GET", "HEAD"):
-        response = requests.request(
+        response = authed.request(
             method,
             f"{registry.url}/v2/{NAME}/manifests/{index.digest}",
             headers={"Accept": OCI_MANIFEST},
@@ -573,7 +574,7 @@ SIGNATURE = "application/vnd.example.signature.v1"
 
 
 def referrers(registry, digest: str, **params: str) -> requests.Response:
-    return requests.get(f"{registry.url}/v2/{NAME}/referrers/{digest}", params=params)
+    return authed.get(f"{registry.url}/v2/{NAME}/referrers/{digest}", params=params)
 
 
 def referrer_descriptor(pushed: Pushed, artifact_type: str, annotations=None) -> dict:
@@ -594,7 +595,7 @@ def test_manifest_with_subject_and_referrers(registry):
     sbom = push_artifact(
         registry, NAME, "sbom", artifact_type=SBOM, subject=image, annotations=sbom_notes
     )
-    response = requests.put(
+    response = authed.put(
         f"{registry.url}/v2/{NAME}/manifests/sbom-again",
         data=sbom.body,
         headers={"Content-Type": OCI_MANIFEST},
@@ -629,7 +630,7 @@ def test_push_response_names_the_subject(registry):
             "subject": {"mediaType": OCI_MANIFEST, "digest": image.digest, "size": len(image.body)},
         }
     ).encode()
-    response = requests.put(
+    response = authed.put(
         f"{registry.url}/v2/{NAME}/manifests/sig", data=body, headers={"Content-Type": OCI_MANIFEST}
     )
     assert response.status_code == 201, response.text
@@ -666,7 +667,7 @@ def test_referrers_are_scoped_to_the_repository_and_go_with_the_referrer(registr
     assert referrers(registry, image.digest).json()["manifests"] == [
         referrer_descriptor(here, SBOM)
     ]
-    requests.delete(f"{registry.url}/v2/{NAME}/manifests/{here.digest}")
+    authed.delete(f"{registry.url}/v2/{NAME}/manifests/{here.digest}")
     assert referrers(registry, image.digest).json()["manifests"] == []
 
 
@@ -681,7 +682,7 @@ def test_referrers_of_an_unknown_digest(registry):
 def test_subject_that_does_not_exist_yet(registry):
     ghost = Pushed(digest_of(b"a manifest pushed later"), b"a manifest pushed later", OCI_MANIFEST)
     artifact = push_artifact(registry, NAME, "early", artifact_type=SBOM, subject=ghost)
-    response = requests.head(f"{registry.url}/v2/{NAME}/manifests/early")
+    response = authed.head(f"{registry.url}/v2/{NAME}/manifests/early")
     assert response.status_code == 200
     assert referrers(registry, ghost.digest).json()["manifests"] == [
         referrer_descriptor(artifact, SBOM)
@@ -697,7 +698,7 @@ def walk(registry, path: str, key: str, n: int) -> list[list[str]]:
     """Follow `Link: rel=next` from ``path?n=`` to the end; return each page's items."""
     pages, url = [], f"{registry.url}{path}?n={n}"
     while url is not None:
-        response = requests.get(url)
+        response = authed.get(url)
         assert response.status_code == 200, response.text
         assert response.headers["Content-Type"] == "application/json"
         pages.append(response.json()[key])
@@ -711,7 +712,7 @@ def walk(registry, path: str, key: str, n: int) -> list[list[str]]:
 def tagged(registry) -> Pushed:
     pushed = push_image(registry, NAME, TAGS[0])
     for tag in TAGS[1:]:
-        response = requests.put(
+        response = authed.put(
             f"{registry.url}/v2/{NAME}/manifests/{tag}",
             data=pushed.body,
             headers={"Content-Type": OCI_MANIFEST},
@@ -721,7 +722,7 @@ def tagged(registry) -> Pushed:
 
 
 def test_tags_list_sorted(registry, tagged):
-    response = requests.get(f"{registry.url}/v2/{NAME}/tags/list")
+    response = authed.get(f"{registry.url}/v2/{NAME}/tags/list")
     assert response.status_code == 200
     assert response.json() == {"name": NAME, "tags": sorted(TAGS)}
     assert sorted(TAGS) == ["1.0", "A", "B", "_x", "a", "a-b", "a.b", "a1"]
@@ -729,10 +730,10 @@ def test_tags_list_sorted(registry, tagged):
 
 
 def test_tags_list_pagination(registry, tagged):
-    response = requests.get(f"{registry.url}/v2/{NAME}/tags/list", params={"n": 2})
+    response = authed.get(f"{registry.url}/v2/{NAME}/tags/list", params={"n": 2})
     assert response.json() == {"name": NAME, "tags": ["1.0", "A"]}
     assert response.headers["Link"] == f'</v2/{NAME}/tags/list?n=2&last=A>; rel="next"'
-    response = requests.get(f"{registry.url}/v2/{NAME}/tags/list", params={"n": 3, "last": "A"})
+    response = authed.get(f"{registry.url}/v2/{NAME}/tags/list", params={"n": 3, "last": "A"})
     assert response.json()["tags"] == ["B", "_x", "a"]
     pages = walk(registry, f"/v2/{NAME}/tags/list", "tags", 3)
     assert pages == [["1.0", "A", "B"], ["_x", "a", "a-b"], ["a.b", "a1"]]
@@ -741,20 +742,20 @@ def test_tags_list_pagination(registry, tagged):
 
 
 def test_tags_list_last_page_exactly_full(registry, tagged):
-    response = requests.get(f"{registry.url}/v2/{NAME}/tags/list", params={"n": len(TAGS)})
+    response = authed.get(f"{registry.url}/v2/{NAME}/tags/list", params={"n": len(TAGS)})
     assert response.json()["tags"] == sorted(TAGS)
     assert "Link" not in response.headers
 
 
 def test_tags_list_n_zero(registry, tagged):
-    response = requests.get(f"{registry.url}/v2/{NAME}/tags/list", params={"n": 0})
+    response = authed.get(f"{registry.url}/v2/{NAME}/tags/list", params={"n": 0})
     assert response.status_code == 200
     assert response.json() == {"name": NAME, "tags": []}
     assert "Link" not in response.headers
 
 
 def test_tags_list_last_not_a_tag(registry, tagged):
-    response = requests.get(f"{registry.url}/v2/{NAME}/tags/list", params={"last": "a0"})
+    response = authed.get(f"{registry.url}/v2/{NAME}/tags/list", params={"last": "a0"})
     assert response.json()["tags"] == ["a1"]
 
 
@@ -777,15 +778,15 @@ def test_catalog_sorted_and_paginated(registry):
         "libx/a",
         "z9/a",
     ]
-    response = requests.get(f"{registry.url}/v2/_catalog")
+    response = authed.get(f"{registry.url}/v2/_catalog")
     assert response.status_code == 200
     assert response.json() == {"repositories": expected}
-    response = requests.get(f"{registry.url}/v2/_catalog", params={"n": 2})
+    response = authed.get(f"{registry.url}/v2/_catalog", params={"n": 2})
     assert response.json() == {"repositories": ["a/b/c", "lib-x/a"]}
     assert response.headers["Link"] == '</v2/_catalog?n=2&last=lib-x%2Fa>; rel="next"'
     pages = walk(registry, "/v2/_catalog", "repositories", 3)
     assert pages == [expected[0:3], expected[3:6], expected[6:]]
-    response = requests.get(f"{registry.url}/v2/_catalog", params={"n": 0})
+    response = authed.get(f"{registry.url}/v2/_catalog", params={"n": 0})
     assert response.json() == {"repositories": []}
     assert "Link" not in response.headers
 
@@ -794,14 +795,14 @@ def test_catalog_link_with_a_slash_in_last(registry):
     for name in ("a/b", "a/c", "d/x"):
         Project.objects.get_or_create(name=name.split("/")[0])
         push_blob(registry, name, b"catalog")
-    response = requests.get(f"{registry.url}/v2/_catalog", params={"n": 1, "last": "a/b"})
+    response = authed.get(f"{registry.url}/v2/_catalog", params={"n": 1, "last": "a/b"})
     assert response.json() == {"repositories": ["a/c"]}
     assert absolute(registry, next_link(response)).startswith(f"{registry.url}/v2/_catalog?n=1&")
-    assert requests.get(absolute(registry, next_link(response))).json() == {"repositories": ["d/x"]}
+    assert authed.get(absolute(registry, next_link(response))).json() == {"repositories": ["d/x"]}
 
 
 def test_delete_tag_keeps_the_manifest(registry, tagged):
-    response = requests.delete(f"{registry.url}/v2/{NAME}/manifests/a1")
+    response = authed.delete(f"{registry.url}/v2/{NAME}/manifests/a1")
     assert response.status_code == 202
     assert "a1" not in tags_of(registry, NAME)
     assert_error(get_manifest(registry, NAME, "a1"), 404, "MANIFEST_UNKNOWN")
@@ -811,7 +812,7 @@ def test_delete_tag_keeps_the_manifest(registry, tagged):
 
 def test_delete_manifest_removes_its_tags(registry, tagged):
     other = push_image(registry, NAME, "other")
-    response = requests.delete(f"{registry.url}/v2/{NAME}/manifests/{tagged.digest}")
+    response = authed.delete(f"{registry.url}/v2/{NAME}/manifests/{tagged.digest}")
     assert response.status_code == 202
     assert tags_of(registry, NAME) == ["other"]
     for tag in TAGS:
@@ -822,15 +823,13 @@ def test_delete_manifest_removes_its_tags(registry, tagged):
 def test_index_child_cannot_be_deleted_before_the_index(registry):
     index, children = push_index(registry, NAME, "multi")
     child = children[0]
-    response = requests.delete(f"{registry.url}/v2/{NAME}/manifests/{child.digest}")
+    response = authed.delete(f"{registry.url}/v2/{NAME}/manifests/{child.digest}")
     error = assert_error(response, 409, "DENIED")
     assert error["detail"]["digest"] == child.digest
     assert_manifest(get_manifest(registry, NAME, child.digest), child)
-    assert requests.delete(f"{registry.url}/v2/{NAME}/manifests/multi").status_code == 202
+    assert authed.delete(f"{registry.url}/v2/{NAME}/manifests/multi").status_code == 202
     # The tag is gone, but the index still holds its children.
-    assert_error(
-        requests.delete(f"{registry.url}/v2/{NAME}/manifests/{child.digest}"), 409, "DENIED"
-    )
-    assert requests.delete(f"{registry.url}/v2/{NAME}/manifests/{index.digest}").status_code == 202
-    assert requests.delete(f"{registry.url}/v2/{NAME}/manifests/{child.digest}").status_code == 202
+    assert_error(authed.delete(f"{registry.url}/v2/{NAME}/manifests/{child.digest}"), 409, "DENIED")
+    assert authed.delete(f"{registry.url}/v2/{NAME}/manifests/{index.digest}").status_code == 202
+    assert authed.delete(f"{registry.url}/v2/{NAME}/manifests/{child.digest}").status_code == 202
     assert_error(get_manifest(registry, NAME, child.digest), 404, "MANIFEST_UNKNOWN")

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import requests
 from django.utils import timezone
 
 from distribution.models import Manifest, Repository, Tag, Upload
 from projects.models import Project
 from tests.distribution.helpers import (
+    ADMIN_BASIC,
     DOCKER_MANIFEST,
     DOCKER_SCHEMA1,
     OCI_INDEX,
@@ -52,6 +52,7 @@ from tests.distribution.helpers import (
     upload_id_of,
     wait_until,
 )
+from tests.fixtures import authed
 
 NAME = "lib/app"
 MANIFEST_LIMIT = 4 * MiB
@@ -125,12 +126,12 @@ def test_name_of_255_characters_is_valid(registry):
     assert len(name) == 255
     Project.objects.create(name="a" * 127)
     pushed = push_image(registry, name, "v1")
-    assert requests.get(f"{registry.url}/v2/_catalog").json() == {"repositories": [name]}
+    assert authed.get(f"{registry.url}/v2/_catalog").json() == {"repositories": [name]}
     assert get_manifest(registry, name, "v1").content == pushed.body
 
 
 def test_unknown_repository(registry):
-    response = requests.get(f"{registry.url}/v2/no/such/repo/tags/list")
+    response = authed.get(f"{registry.url}/v2/no/such/repo/tags/list")
     error = assert_error(response, 404, "NAME_UNKNOWN")
     assert error["detail"] == {"name": "no/such/repo"}
     assert_error(get_manifest(registry, "no/such/repo", "v1"), 404, "NAME_UNKNOWN")
@@ -151,23 +152,23 @@ BAD_DIGESTS = {
 @pytest.mark.parametrize("digest", BAD_DIGESTS.values(), ids=BAD_DIGESTS.keys())
 def test_malformed_digest_on_blob_reads(registry, digest):
     push_blob(registry, NAME, b"some blob")
-    response = requests.get(f"{registry.url}/v2/{NAME}/blobs/{digest}")
+    response = authed.get(f"{registry.url}/v2/{NAME}/blobs/{digest}")
     assert_error(response, 400, "DIGEST_INVALID")
-    assert requests.head(f"{registry.url}/v2/{NAME}/blobs/{digest}").status_code == 400
-    assert_error(requests.delete(f"{registry.url}/v2/{NAME}/blobs/{digest}"), 400, "DIGEST_INVALID")
+    assert authed.head(f"{registry.url}/v2/{NAME}/blobs/{digest}").status_code == 400
+    assert_error(authed.delete(f"{registry.url}/v2/{NAME}/blobs/{digest}"), 400, "DIGEST_INVALID")
 
 
 @pytest.mark.parametrize("digest", [d for d in BAD_DIGESTS.values() if d != "sha256:"])
 def test_malformed_digest_as_manifest_reference(registry, digest):
     pushed = push_image(registry, NAME, "v1")
     assert_error(get_manifest(registry, NAME, digest), 400, "DIGEST_INVALID")
-    assert requests.head(f"{registry.url}/v2/{NAME}/manifests/{digest}").status_code == 400
-    response = requests.delete(f"{registry.url}/v2/{NAME}/manifests/{digest}")
+    assert authed.head(f"{registry.url}/v2/{NAME}/manifests/{digest}").status_code == 400
+    response = authed.delete(f"{registry.url}/v2/{NAME}/manifests/{digest}")
     assert_error(response, 400, "DIGEST_INVALID")
     response = push_manifest(registry, NAME, digest, pushed.body, OCI_MANIFEST)
     assert_error(response, 400, "DIGEST_INVALID")
     assert Manifest.objects.count() == 1
-    response = requests.get(f"{registry.url}/v2/{NAME}/referrers/{digest}")
+    response = authed.get(f"{registry.url}/v2/{NAME}/referrers/{digest}")
     assert_error(response, 400, "DIGEST_INVALID")
 
 
@@ -176,21 +177,21 @@ def test_malformed_digest_completing_an_upload(registry, digest):
     location = start_upload(registry, NAME)
     assert patch_chunk(location, b"0123456789", 0).status_code == 202
     files = blob_files(registry)
-    response = requests.put(location, params={"digest": digest}, data=b"abc")
+    response = authed.put(location, params={"digest": digest}, data=b"abc")
     assert_error(response, 400, "DIGEST_INVALID")
     assert blob_files(registry) == files
     # The session is untouched and still usable.
-    status = requests.get(location)
+    status = authed.get(location)
     assert status.status_code == 204
     assert status.headers["Range"] == "0-9"
     assert upload_data_size(registry, upload_id_of(location)) == 10
-    response = requests.put(location, params={"digest": digest_of(b"0123456789")})
+    response = authed.put(location, params={"digest": digest_of(b"0123456789")})
     assert response.status_code == 201
 
 
 @pytest.mark.parametrize("digest", BAD_DIGESTS.values(), ids=BAD_DIGESTS.keys())
 def test_malformed_digest_in_monolithic_post(registry, store, digest):
-    response = requests.post(
+    response = authed.post(
         f"{registry.url}/v2/{NAME}/blobs/uploads/", params={"digest": digest}, data=b"abc"
     )
     assert_error(response, 400, "DIGEST_INVALID")
@@ -201,7 +202,7 @@ def test_malformed_digest_in_monolithic_post(registry, store, digest):
 def test_malformed_digest_in_mount(registry, store, digest):
     push_blob(registry, "lib/a", b"mountable")
     store.blobs = blob_files(registry)
-    response = requests.post(
+    response = authed.post(
         f"{registry.url}/v2/lib/b/blobs/uploads/", params={"mount": digest, "from": "lib/a"}
     )
     assert_error(response, 400, "DIGEST_INVALID")
@@ -212,7 +213,7 @@ def test_malformed_digest_in_mount(registry, store, digest):
 def test_invalid_mount_source(registry, store):
     digest = push_blob(registry, "lib/a", b"mountable")
     store.blobs = blob_files(registry)
-    response = requests.post(
+    response = authed.post(
         f"{registry.url}/v2/lib/b/blobs/uploads/", params={"mount": digest, "from": "A/../a"}
     )
     assert_error(response, 400, "NAME_INVALID")
@@ -224,7 +225,7 @@ def test_invalid_mount_source(registry, store):
 
 def assert_not_stored(registry, *digests: str) -> None:
     for digest in digests:
-        assert requests.head(f"{registry.url}/v2/{NAME}/blobs/{digest}").status_code == 404
+        assert authed.head(f"{registry.url}/v2/{NAME}/blobs/{digest}").status_code == 404
         assert not blob_file(registry, digest).exists()
 
 
@@ -234,21 +235,21 @@ def test_digest_mismatch_on_completion(registry, store, how):
     claimed_digest = digest_of(claimed, "sha512" if how == "sha512 digest" else "sha256")
     location = start_upload(registry, NAME)
     if how == "body in put":
-        response = requests.put(location, params={"digest": claimed_digest}, data=data)
+        response = authed.put(location, params={"digest": claimed_digest}, data=data)
     else:
         assert patch_chunk(location, data, 0).status_code == 202
-        response = requests.put(location, params={"digest": claimed_digest})
+        response = authed.put(location, params={"digest": claimed_digest})
     error = assert_error(response, 400, "DIGEST_INVALID")
     assert error["detail"]["digest"] == claimed_digest
     assert_not_stored(registry, claimed_digest, digest_of(data))
-    assert_error(requests.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_error(authed.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
     store.unchanged()
 
 
 def test_digest_mismatch_in_monolithic_post(registry, store):
     data = os.urandom(5000)
     claimed = digest_of(os.urandom(5000))
-    response = requests.post(
+    response = authed.post(
         f"{registry.url}/v2/{NAME}/blobs/uploads/", params={"digest": claimed}, data=data
     )
     assert_error(response, 400, "DIGEST_INVALID")
@@ -257,7 +258,7 @@ def test_digest_mismatch_in_monolithic_post(registry, store):
 
 
 def test_post_with_a_body_but_no_digest(registry, store):
-    response = requests.post(f"{registry.url}/v2/{NAME}/blobs/uploads/", data=b"abc")
+    response = authed.post(f"{registry.url}/v2/{NAME}/blobs/uploads/", data=b"abc")
     assert_error(response, 400, "BLOB_UPLOAD_INVALID")
     store.unchanged()
 
@@ -280,20 +281,20 @@ def test_out_of_order_chunk(registry):
     response = patch_chunk(location, data[10:20], 10)
     assert response.status_code == 202
     assert response.headers["Range"] == "0-19"
-    response = requests.put(
+    response = authed.put(
         location,
         params={"digest": digest_of(data)},
         data=data[20:],
         headers={"Content-Range": "20-29"},
     )
     assert response.status_code == 201, response.text
-    assert requests.get(f"{registry.url}/v2/{NAME}/blobs/{digest_of(data)}").content == data
+    assert authed.get(f"{registry.url}/v2/{NAME}/blobs/{digest_of(data)}").content == data
 
 
 def test_out_of_order_final_chunk(registry):
     location = start_upload(registry, NAME)
     assert patch_chunk(location, b"0123456789", 0).status_code == 202
-    response = requests.put(
+    response = authed.put(
         location,
         params={"digest": digest_of(b"0123456789abc")},
         data=b"abc",
@@ -301,22 +302,22 @@ def test_out_of_order_final_chunk(registry):
     )
     assert_error(response, 416, "BLOB_UPLOAD_INVALID")
     assert response.headers["Range"] == "0-9"
-    assert requests.get(location).headers["Range"] == "0-9"
+    assert authed.get(location).headers["Range"] == "0-9"
 
 
 def test_content_range_disagrees_with_content_length(registry):
     location = start_upload(registry, NAME)
     assert patch_chunk(location, b"0123456789", 0).status_code == 202
-    response = requests.patch(location, data=b"abcde", headers={"Content-Range": "10-29"})
+    response = authed.patch(location, data=b"abcde", headers={"Content-Range": "10-29"})
     assert_error(response, 400, "SIZE_INVALID")
-    assert requests.get(location).headers["Range"] == "0-9"
+    assert authed.get(location).headers["Range"] == "0-9"
     assert upload_data_size(registry, upload_id_of(location)) == 10
 
 
 @pytest.mark.parametrize("value", ["abc", "5-2", "-3", "bytes=0-9"])
 def test_malformed_content_range(registry, value):
     location = start_upload(registry, NAME)
-    response = requests.patch(location, data=b"0123456789", headers={"Content-Range": value})
+    response = authed.patch(location, data=b"0123456789", headers={"Content-Range": value})
     assert response.status_code == 416, response.text
     assert response.headers["Range"] == "0-0"
     assert upload_data_size(registry, upload_id_of(location)) is None
@@ -331,7 +332,7 @@ def test_unknown_upload(registry, store, upload_id, method):
     push_blob(registry, NAME, b"exists")
     store.blobs = blob_files(registry)
     data = os.urandom(10)
-    response = requests.request(
+    response = authed.request(
         method,
         f"{registry.url}/v2/{NAME}/blobs/uploads/{upload_id}",
         params={"digest": digest_of(data)} if method == "PUT" else None,
@@ -349,16 +350,16 @@ def test_upload_of_another_repository(registry):
     foreign = f"{registry.url}/v2/lib/b/blobs/uploads/{upload_id}"
     data = b"firstsecond"
     assert_error(patch_chunk(foreign, b"second", 5), 404, "BLOB_UPLOAD_UNKNOWN")
-    assert_error(requests.get(foreign), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_error(authed.get(foreign), 404, "BLOB_UPLOAD_UNKNOWN")
     assert_error(
-        requests.put(foreign, params={"digest": digest_of(b"first")}), 404, "BLOB_UPLOAD_UNKNOWN"
+        authed.put(foreign, params={"digest": digest_of(b"first")}), 404, "BLOB_UPLOAD_UNKNOWN"
     )
-    assert_error(requests.delete(foreign), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_error(authed.delete(foreign), 404, "BLOB_UPLOAD_UNKNOWN")
     assert not Repository.objects.filter(name="lib/b").exists()
     assert upload_data_size(registry, upload_id) == 5
     assert patch_chunk(location, b"second", 5).status_code == 202
-    assert requests.put(location, params={"digest": digest_of(data)}).status_code == 201
-    assert requests.get(f"{registry.url}/v2/lib/a/blobs/{digest_of(data)}").content == data
+    assert authed.put(location, params={"digest": digest_of(data)}).status_code == 201
+    assert authed.get(f"{registry.url}/v2/lib/a/blobs/{digest_of(data)}").content == data
 
 
 # --- manifests ----------------------------------------------------------------------------
@@ -391,8 +392,8 @@ def test_manifest_with_missing_blobs_creates_no_repository(registry):
     response = push_manifest(registry, "lib/fresh", "v1", body, OCI_MANIFEST)
     error = assert_error(response, 400, "MANIFEST_BLOB_UNKNOWN")
     assert sorted(error["detail"]["digests"]) == sorted(digest_of(b) for b in [config, *layers])
-    assert requests.get(f"{registry.url}/v2/_catalog").json() == {"repositories": []}
-    assert_error(requests.get(f"{registry.url}/v2/lib/fresh/tags/list"), 404, "NAME_UNKNOWN")
+    assert authed.get(f"{registry.url}/v2/_catalog").json() == {"repositories": []}
+    assert_error(authed.get(f"{registry.url}/v2/lib/fresh/tags/list"), 404, "NAME_UNKNOWN")
 
 
 def test_manifest_with_missing_config(registry, blobs):
@@ -571,8 +572,8 @@ def test_invalid_tag(registry, blobs, tag):
     response = push_manifest(registry, NAME, tag, body, OCI_MANIFEST)
     assert_refused(registry, response, 400, "TAG_INVALID", body)
     assert_error(get_manifest(registry, NAME, tag), 400, "TAG_INVALID")
-    assert requests.head(f"{registry.url}/v2/{NAME}/manifests/{tag}").status_code == 400
-    response = requests.delete(f"{registry.url}/v2/{NAME}/manifests/{tag}")
+    assert authed.head(f"{registry.url}/v2/{NAME}/manifests/{tag}").status_code == 400
+    response = authed.delete(f"{registry.url}/v2/{NAME}/manifests/{tag}")
     assert_error(response, 400, "TAG_INVALID")
 
 
@@ -591,7 +592,7 @@ def test_tag_of_128_characters_is_valid(registry, blobs):
 def test_invalid_page_size(registry, n):
     push_image(registry, NAME, "v1")
     for path in (f"/v2/{NAME}/tags/list", "/v2/_catalog"):
-        response = requests.get(f"{registry.url}{path}", params={"n": n})
+        response = authed.get(f"{registry.url}{path}", params={"n": n})
         assert_error(response, 400, "PAGINATION_NUMBER_INVALID")
 
 
@@ -603,11 +604,11 @@ def test_huge_page_size_is_capped(registry):
         Tag(repository=manifest.repository, name=tag, manifest=manifest) for tag in tags
     )
     url = f"{registry.url}/v2/{NAME}/tags/list"
-    response = requests.get(url, params={"n": 10**9})
+    response = authed.get(url, params={"n": 10**9})
     assert response.status_code == 200
     assert response.json()["tags"] == tags[:1000]
     assert response.headers["Link"] == f'</v2/{NAME}/tags/list?n=1000&last=t0999>; rel="next"'
-    rest = requests.get(absolute(registry, response.headers["Link"][1:].split(">")[0]))
+    rest = authed.get(absolute(registry, response.headers["Link"][1:].split(">")[0]))
     assert rest.json()["tags"] == ["t1000", "v1"]
 
 
@@ -615,7 +616,7 @@ def test_huge_page_size_on_the_catalog(registry):
     project = Project.objects.get(name="lib")
     names = [f"lib/r{i:04d}" for i in range(1001)]
     Repository.objects.bulk_create(Repository(name=name, project=project) for name in names)
-    response = requests.get(f"{registry.url}/v2/_catalog", params={"n": 10**9})
+    response = authed.get(f"{registry.url}/v2/_catalog", params={"n": 10**9})
     assert response.status_code == 200
     assert response.json()["repositories"] == names[:1000]
     assert response.headers["Link"] == '</v2/_catalog?n=1000&last=lib%2Fr0999>; rel="next"'
@@ -624,9 +625,9 @@ def test_huge_page_size_on_the_catalog(registry):
 @pytest.mark.parametrize("last", ["%%%", "x" * 300, "-x"])
 def test_junk_last(registry, last):
     push_image(registry, NAME, "v1")
-    response = requests.get(f"{registry.url}/v2/{NAME}/tags/list", params={"last": last})
+    response = authed.get(f"{registry.url}/v2/{NAME}/tags/list", params={"last": last})
     assert_error(response, 400, "TAG_INVALID")
-    response = requests.get(f"{registry.url}/v2/_catalog", params={"last": last})
+    response = authed.get(f"{registry.url}/v2/_catalog", params={"last": last})
     assert_error(response, 400, "NAME_INVALID")
 
 
@@ -657,15 +658,15 @@ def test_client_disconnects_mid_patch(registry, framing):
             and Upload.objects.get(pk=upload_id).busy_since is None
         )
     ), "the broken piece was kept"
-    status = requests.get(location)
+    status = authed.get(location)
     assert status.status_code == 204
     assert status.headers["Range"] == f"0-{MiB - 1}"
     response = patch_chunk(location, rest, MiB)
     assert response.status_code == 202, response.text
     data = first + rest
-    response = requests.put(location, params={"digest": digest_of(data)})
+    response = authed.put(location, params={"digest": digest_of(data)})
     assert response.status_code == 201, response.text
-    assert requests.get(f"{registry.url}/v2/{NAME}/blobs/{digest_of(data)}").content == data
+    assert authed.get(f"{registry.url}/v2/{NAME}/blobs/{digest_of(data)}").content == data
 
 
 def test_client_disconnects_mid_monolithic_post(registry, store):
@@ -709,14 +710,14 @@ def test_client_disconnects_mid_monolithic_post(registry, store):
     ],
 )
 def test_unsupported_method(registry, method, path):
-    response = requests.request(method, f"{registry.url}{path}", data=b"{}")
+    response = authed.request(method, f"{registry.url}{path}", data=b"{}")
     assert_error(response, 405, "UNSUPPORTED")
     assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
 
 
 def test_unsupported_method_lists_the_allowed_ones(registry):
     """RFC 9110 §15.5.6: a 405 response MUST carry Allow."""
-    response = requests.post(f"{registry.url}/v2/{NAME}/manifests/v1", data=b"{}")
+    response = authed.post(f"{registry.url}/v2/{NAME}/manifests/v1", data=b"{}")
     assert response.status_code == 405
     allowed = {m.strip() for m in response.headers.get("Allow", "").split(",")}
     assert allowed >= {"GET", "HEAD", "PUT", "DELETE"}, response.headers
@@ -724,27 +725,25 @@ def test_unsupported_method_lists_the_allowed_ones(registry):
 
 @pytest.mark.parametrize("path", ["/v2/lib/app/nonsense", "/v2/lib/app/blobs", "/v2/_catalogue"])
 def test_unknown_endpoints_answer_in_json(registry, path):
-    assert_error(requests.get(f"{registry.url}{path}"), 404, "UNSUPPORTED")
+    assert_error(authed.get(f"{registry.url}{path}"), 404, "UNSUPPORTED")
 
 
 def test_bodiless_answers_claim_no_content_type(registry):
-    response = requests.post(f"{registry.url}/v2/{NAME}/blobs/uploads/")
+    response = authed.post(f"{registry.url}/v2/{NAME}/blobs/uploads/")
     assert response.status_code == 202
     assert "Content-Type" not in response.headers
     assert response.headers["Content-Length"] == "0"
 
 
 @pytest.mark.django_db
-def test_a_broken_storage_backend_gives_a_json_500(settings, caplog):
+def test_a_broken_storage_backend_gives_a_json_500(settings, caplog, admin_client):
     """A store that cannot be reached is a server fault, answered with the spec's JSON."""
-    from django.test import Client
-
     Project.objects.get_or_create(name=NAME.split("/")[0])
     settings.HARBORPY_STORAGE = (
         "s3://nowhere/x?endpoint=http://127.0.0.1:9&access_key=k&secret_key=s&region=us-east-1"
     )
     data = os.urandom(64)
-    response = Client().post(
+    response = admin_client.post(
         f"/v2/{NAME}/blobs/uploads/?digest={digest_of(data)}",
         data=data,
         content_type="application/octet-stream",
@@ -777,7 +776,7 @@ def test_an_upload_whose_bytes_vanished_from_storage_must_start_again(registry):
     location = patch_chunk(location, data, 0).headers["Location"]
     shutil.rmtree(storage_root(registry) / "uploads" / upload_id)
 
-    response = requests.put(absolute(registry, location), params={"digest": digest_of(data)})
+    response = authed.put(absolute(registry, location), params={"digest": digest_of(data)})
 
     assert_error(response, 404, "BLOB_UPLOAD_UNKNOWN")
     assert not Upload.objects.filter(pk=upload_id).exists()
@@ -796,7 +795,8 @@ def test_a_keep_alive_connection_stays_in_step_after_refused_bodies(registry):
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
 
     def call(method, path, body=None, headers=None):
-        connection.request(method, path, body=body, headers=headers or {})
+        headers = {"Authorization": ADMIN_BASIC, **(headers or {})}
+        connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
         response.read()
         assert not response.will_close
@@ -837,7 +837,7 @@ def test_a_writer_that_took_over_a_dead_claim_does_not_trust_its_digest(registry
     assert response.status_code == 202, response.text
     upload = Upload.objects.get(pk=upload_id)
     assert (upload.size, upload.digest, upload.busy_since, upload.claim) == (7000, "", None, "")
-    done = requests.put(location, params={"digest": digest_of(first + second)})
+    done = authed.put(location, params={"digest": digest_of(first + second)})
     assert done.status_code == 201, done.text
-    blob = requests.get(f"{registry.url}/v2/{NAME}/blobs/{digest_of(first + second)}")
+    blob = authed.get(f"{registry.url}/v2/{NAME}/blobs/{digest_of(first + second)}")
     assert blob.content == first + second

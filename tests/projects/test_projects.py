@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-import requests
 
 from distribution.models import Blob, Repository, Upload
 from distribution.selectors import project_usage
@@ -21,6 +20,7 @@ from tests.distribution.helpers import (
     start_upload,
     upload_dirs,
 )
+from tests.fixtures import authed
 from tests.fixtures.server import harborpy_command
 
 
@@ -46,12 +46,12 @@ def test_project_names_are_unique_and_quotas_sane():
 
 
 def test_a_push_into_a_missing_project_is_refused_before_any_byte(registry):
-    response = requests.post(f"{registry.url}/v2/nowhere/app/blobs/uploads/")
+    response = authed.post(f"{registry.url}/v2/nowhere/app/blobs/uploads/")
     error = assert_error(response, 404, "NAME_UNKNOWN")
     assert "nowhere" in error["message"] and "does not exist" in error["message"]
     assert not Upload.objects.exists()
     body = b'{"schemaVersion": 2}'
-    response = requests.put(
+    response = authed.put(
         f"{registry.url}/v2/nowhere/app/manifests/v1",
         data=body,
         headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
@@ -61,7 +61,7 @@ def test_a_push_into_a_missing_project_is_refused_before_any_byte(registry):
 
 
 def test_a_repository_name_needs_a_project(registry):
-    response = requests.post(f"{registry.url}/v2/app/blobs/uploads/")
+    response = authed.post(f"{registry.url}/v2/app/blobs/uploads/")
     error = assert_error(response, 400, "NAME_INVALID")
     assert "<project>/<repository>" in error["message"]
 
@@ -74,14 +74,14 @@ def test_a_quota_counts_each_blob_once_per_project(registry):
     assert push_blob(registry, "quota/app", first) == digest_of(first)
     # the same blob in a second repository of the project costs nothing more
     assert push_blob(registry, "quota/other", first) == digest_of(first)
-    mounted = requests.post(
+    mounted = authed.post(
         f"{registry.url}/v2/quota/third/blobs/uploads/",
         params={"mount": digest_of(first), "from": "quota/app"},
     )
     assert mounted.status_code == 201
     assert project_usage(project=project) == 600
 
-    response = requests.post(
+    response = authed.post(
         f"{registry.url}/v2/quota/app/blobs/uploads/",
         params={"digest": digest_of(second)},
         data=second,
@@ -96,7 +96,7 @@ def test_a_quota_counts_each_blob_once_per_project(registry):
     # other projects are not limited by it
     assert push_blob(registry, "lib/app", second) == digest_of(second)
     # a mount into the full project is refused too
-    refused = requests.post(
+    refused = authed.post(
         f"{registry.url}/v2/quota/app/blobs/uploads/",
         params={"mount": digest_of(second), "from": "lib/app"},
     )
@@ -113,7 +113,7 @@ def test_a_chunked_upload_over_quota_is_refused_at_completion(registry):
     uploads_before = upload_dirs(registry)
     location = start_upload(registry, "tight/app")
     assert patch_chunk(location, data, 0).status_code == 202
-    response = requests.put(location, params={"digest": digest_of(data)})
+    response = authed.put(location, params={"digest": digest_of(data)})
     assert_error(response, 403, "DENIED")
     assert not Upload.objects.exists() and upload_dirs(registry) <= uploads_before
     assert not blob_file(registry, digest_of(data)).exists()
