@@ -210,6 +210,11 @@ HARBORPY_LOGIN_MAX_FAILURES = _env_int("HARBORPY_LOGIN_MAX_FAILURES", 5)
 # ...for this many seconds after the last failure.
 HARBORPY_LOGIN_LOCKOUT = _env_int("HARBORPY_LOGIN_LOCKOUT", 300)
 
+# Proxies in front of the service that append the client's address to X-Forwarded-For
+# (1 behind one nginx); 0 trusts no such header.  Login throttling and the audit log
+# use the address found this way.
+HARBORPY_TRUSTED_PROXY_HOPS = _env_int("HARBORPY_TRUSTED_PROXY_HOPS", 0)
+
 # --- token service -------------------------------------------------------------------------
 
 # The registry's address as clients see it (scheme://host[:port]); the token realm in

@@ -64,6 +64,18 @@ def principal_for_robot(robot: Robot) -> Principal:
 
 
 def client_address(request) -> str:
+    """The client's address: the peer, or behind a trusted proxy the address it forwards.
+
+    With HARBORPY_TRUSTED_PROXY_HOPS = N, the N-th address from the right of
+    X-Forwarded-For is the client (each proxy appends the peer it saw); the
+    entries further left are whatever the client sent and are ignored.
+    """
+    hops = settings.HARBORPY_TRUSTED_PROXY_HOPS
+    if hops:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [a for a in forwarded if a]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
     return request.META.get("REMOTE_ADDR", "")
 
 

@@ -69,12 +69,12 @@ def _grant(resource: Res, *actions: Act) -> set[Permission]:
     return {(resource, action) for action in actions}
 
 
-# What a limited guest may do: pull, and see artifacts and tags, but not who
-# else is in the project or what they did.
+# What a limited guest may do: pull, and see repositories, artifacts and tags, but not
+# who else is in the project or what they did.  (Harbor's table as of 2.13.)
 _LIMITED_GUEST = (
     _grant(Res.PROJECT, Act.READ)
     | _grant(Res.QUOTA, Act.READ)
-    | _grant(Res.REPOSITORY, Act.LIST, Act.PULL)
+    | _grant(Res.REPOSITORY, Act.READ, Act.LIST, Act.PULL)
     | _grant(Res.CONFIGURATION, Act.READ)
     | _grant(Res.SCAN, Act.READ)
     | _grant(Res.SCANNER, Act.READ)
@@ -84,13 +84,11 @@ _LIMITED_GUEST = (
     | _grant(Res.ARTIFACT_ADDITION, Act.READ)
 )
 
-# A guest also reads members, logs, labels, repositories and robots.
+# A guest also sees members, labels and robots.
 _GUEST = (
     _LIMITED_GUEST
     | _grant(Res.MEMBER, Act.READ, Act.LIST)
-    | _grant(Res.LOG, Act.LIST)
     | _grant(Res.LABEL, Act.READ, Act.LIST)
-    | _grant(Res.REPOSITORY, Act.READ)
     | _grant(Res.ROBOT, Act.READ, Act.LIST)
 )
 
@@ -104,23 +102,27 @@ _DEVELOPER = (
     | _grant(Res.ARTIFACT_LABEL, Act.CREATE, Act.DELETE)
 )
 
-# A maintainer deletes, scans, labels, and sets metadata and immutability rules.
+# A maintainer deletes, scans, labels, and sets immutability rules; project metadata
+# is read-only to it (Harbor took the writes away for CVE-2024-22278).
 _MAINTAINER = (
     _DEVELOPER
-    | _grant(Res.METADATA, *CRUD)
+    | _grant(Res.METADATA, Act.READ)
     | _grant(Res.LABEL, *CRUDL)
     | _grant(Res.REPOSITORY, Act.DELETE)
     | _grant(Res.IMMUTABLE_TAG, Act.CREATE, Act.UPDATE, Act.DELETE, Act.LIST)
-    | _grant(Res.NOTIFICATION_POLICY, Act.LIST)
+    | _grant(Res.NOTIFICATION_POLICY, Act.READ, Act.LIST)
     | _grant(Res.SCAN, Act.CREATE, Act.STOP)
     | _grant(Res.ARTIFACT, Act.DELETE)
     | _grant(Res.TAG, Act.DELETE)
 )
 
-# A project admin also manages the project, its members, robots and webhooks.
+# A project admin also manages the project, its metadata, members, robots and webhooks,
+# and alone reads the project's logs (Harbor 2.13).
 _PROJECT_ADMIN = (
     _MAINTAINER
     | _grant(Res.PROJECT, Act.UPDATE, Act.DELETE)
+    | _grant(Res.METADATA, *CRUDL)
+    | _grant(Res.LOG, Act.LIST)
     | _grant(Res.MEMBER, *CRUDL)
     | _grant(Res.CONFIGURATION, Act.UPDATE)
     | _grant(Res.ROBOT, *CRUDL)
@@ -142,6 +144,7 @@ PUBLIC_PERMISSIONS: frozenset[Permission] = frozenset(
     | _grant(Res.REPOSITORY, Act.LIST, Act.PULL)
     | _grant(Res.LABEL, Act.READ, Act.LIST)
     | _grant(Res.SCAN, Act.READ)
+    | _grant(Res.SCANNER, Act.READ)
     | _grant(Res.TAG, Act.LIST)
     | _grant(Res.ACCESSORY, Act.LIST)
     | _grant(Res.ARTIFACT, Act.READ, Act.LIST)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.distribution.helpers import ADMIN_BASIC
 from tests.fixtures import authed
 from tests.fixtures.clients import SampleImages, skopeo, skopeo_json
 from tests.fixtures.s3 import s3_client
@@ -224,6 +225,9 @@ def test_compose_file_describes_the_production_topology() -> None:
         assert env["DATABASE_URL"].startswith("postgres://")
         assert env["REDIS_URL"].startswith("redis://")
         assert env["HARBORPY_STORAGE"].startswith("s3://")
+        # every node signs and checks tokens with the same key, on a shared volume
+        key_dir = str(Path(env["HARBORPY_TOKEN_KEY"]).parent)
+        assert any(v.endswith(f":{key_dir}") for v in services[name]["volumes"])
     commands = [" ".join(s.get("command") or []) for s in services.values()]
     assert any("celery" in c and " worker" in c for c in commands)
     assert any("celery" in c and " beat" in c for c in commands)
@@ -355,7 +359,7 @@ def test_a_stalled_body_is_cut_off_and_frees_its_upload(suite_projects, tmp_path
         with socket.create_connection((host, int(port)), timeout=30) as sock:
             sock.sendall(
                 f"PATCH {location} HTTP/1.1\r\nHost: {server.host}\r\n"
-                "Content-Length: 1000\r\n\r\n".encode()
+                f"Authorization: {ADMIN_BASIC}\r\nContent-Length: 1000\r\n\r\n".encode()
                 + b"x" * 10
             )
             started = time.monotonic()

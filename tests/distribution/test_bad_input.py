@@ -815,7 +815,7 @@ def test_a_keep_alive_connection_stays_in_step_after_refused_bodies(registry):
     assert response.status == 202 and response.getheader("Range") == f"0-{len(piece) - 1}"
     response = call("PUT", f"{location}?digest={digest_of(piece)}")
     assert response.status == 201
-    connection.request("GET", "/v2/")
+    connection.request("GET", "/v2/", headers={"Authorization": ADMIN_BASIC})
     response = connection.getresponse()
     assert (response.status, response.read()) == (200, b"{}")
     connection.close()

@@ -94,3 +94,17 @@ def test_serve_prints_a_generated_admin_password_once(tmp_path):
     server.stop()
     both = first + server.log_text()  # each start logs to a file of its own
     assert both.count("Created the system admin") == 1, "printed only once"
+
+
+def test_the_client_address_comes_from_trusted_proxies_only(rf, settings) -> None:
+    from rbac.credentials import client_address
+
+    request = rf.get("/v2/", HTTP_X_FORWARDED_FOR="6.6.6.6, 10.0.0.7", REMOTE_ADDR="10.0.0.2")
+    settings.HARBORPY_TRUSTED_PROXY_HOPS = 0
+    assert client_address(request) == "10.0.0.2"  # the header is not trusted
+    settings.HARBORPY_TRUSTED_PROXY_HOPS = 1
+    assert client_address(request) == "10.0.0.7"  # what our proxy saw; 6.6.6.6 is forgeable
+    settings.HARBORPY_TRUSTED_PROXY_HOPS = 2
+    assert client_address(request) == "6.6.6.6"
+    settings.HARBORPY_TRUSTED_PROXY_HOPS = 3  # fewer entries than proxies: the peer
+    assert client_address(request) == "10.0.0.2"
