@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -214,6 +217,91 @@ HARBORPY_LOGIN_LOCKOUT = _env_int("HARBORPY_LOGIN_LOCKOUT", 300)
 # (1 behind one nginx); 0 trusts no such header.  Login throttling and the audit log
 # use the address found this way.
 HARBORPY_TRUSTED_PROXY_HOPS = _env_int("HARBORPY_TRUSTED_PROXY_HOPS", 0)
+
+# --- LDAP logins (docs/ldap.md) ------------------------------------------------------------------
+
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+LDAP_BACKEND = "rbac.ldap.DirectoryBackend"
+
+
+def ldap_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Django settings for LDAP logins, from the HARBORPY_LDAP_* variables in ``env``.
+
+    Empty when HARBORPY_LDAP_URI is unset.  Otherwise AUTHENTICATION_BACKENDS
+    (the directory first, then local accounts such as ``admin``) and
+    django-auth-ldap's AUTH_LDAP_* values.  The tests build their settings with
+    it too, pointed at their own slapd.
+    """
+    uri = env.get("HARBORPY_LDAP_URI", "").strip()
+    if not uri:
+        return {}
+    import ldap
+    from django_auth_ldap.config import (
+        GroupOfNamesType,
+        GroupOfUniqueNamesType,
+        LDAPSearch,
+        PosixGroupType,
+    )
+
+    def value(name: str, default: str = "") -> str:
+        return env.get(f"HARBORPY_LDAP_{name}", "").strip() or default
+
+    user_base = value("USER_BASE")
+    if not user_base:
+        raise ImproperlyConfigured("HARBORPY_LDAP_USER_BASE must be set with HARBORPY_LDAP_URI")
+    try:
+        timeout = float(value("TIMEOUT", "5"))
+    except ValueError:
+        timeout = 0
+    if timeout <= 0:
+        raise ImproperlyConfigured("HARBORPY_LDAP_TIMEOUT must be a positive number of seconds")
+    result: dict[str, Any] = {
+        "AUTHENTICATION_BACKENDS": [LDAP_BACKEND, MODEL_BACKEND],
+        "AUTH_LDAP_SERVER_URI": uri,
+        "AUTH_LDAP_BIND_DN": value("BIND_DN"),
+        "AUTH_LDAP_BIND_PASSWORD": env.get("HARBORPY_LDAP_BIND_PASSWORD", ""),
+        "AUTH_LDAP_START_TLS": value("START_TLS").lower() in {"1", "true", "yes", "on"},
+        # Connecting and each operation give up after the timeout: a login fails, never hangs.
+        "AUTH_LDAP_CONNECTION_OPTIONS": {
+            ldap.OPT_NETWORK_TIMEOUT: timeout,
+            ldap.OPT_TIMEOUT: timeout,
+        },
+        "AUTH_LDAP_USER_SEARCH": LDAPSearch(
+            user_base, ldap.SCOPE_SUBTREE, value("USER_FILTER", "(uid=%(user)s)")
+        ),
+        "AUTH_LDAP_USER_ATTR_MAP": {"first_name": "givenName", "last_name": "sn", "email": "mail"},
+        "AUTH_LDAP_ALWAYS_UPDATE_USER": True,
+    }
+    group_base, admin_group = value("GROUP_BASE"), value("ADMIN_GROUP")
+    if group_base:
+        group_type = value("GROUP_TYPE", "groupOfNames")
+        types = {
+            "groupOfNames": GroupOfNamesType,
+            "groupOfUniqueNames": GroupOfUniqueNamesType,
+            "posixGroup": PosixGroupType,
+        }
+        if group_type not in types:
+            raise ImproperlyConfigured(
+                f"HARBORPY_LDAP_GROUP_TYPE is {group_type!r}; use one of {', '.join(types)}"
+            )
+        group_filter = value("GROUP_FILTER", f"(objectClass={group_type})")
+        result |= {
+            "AUTH_LDAP_GROUP_SEARCH": LDAPSearch(group_base, ldap.SCOPE_SUBTREE, group_filter),
+            "AUTH_LDAP_GROUP_TYPE": types[group_type](name_attr="cn"),
+            # The user's Django groups become exactly their directory groups, by cn, at each login.
+            "AUTH_LDAP_MIRROR_GROUPS": True,
+        }
+    if admin_group:
+        if not group_base:
+            raise ImproperlyConfigured("HARBORPY_LDAP_ADMIN_GROUP needs HARBORPY_LDAP_GROUP_BASE")
+        # Set (or cleared) at each login: leaving the group takes system admin away.
+        flags = {"is_superuser": admin_group, "is_staff": admin_group}
+        result["AUTH_LDAP_USER_FLAGS_BY_GROUP"] = flags
+    return result
+
+
+AUTHENTICATION_BACKENDS = [MODEL_BACKEND]
+globals().update(ldap_settings(os.environ))
 
 # --- token service -------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from .exceptions import CredentialsInvalid
 from .models import ROBOT_PREFIX, CliSecret, Robot
-from .policy import ANONYMOUS, Kind, Principal
+from .policy import Kind, Principal
 from .robots import robot_authenticate
 from .services import login_check_throttle, user_authenticate
 from .tokens import token_verify
@@ -104,7 +104,7 @@ def principal_from_request(request, *, sessions: bool = False) -> Principal:
     elif sessions and getattr(request, "user", None) is not None and request.user.is_authenticated:
         principal = principal_for_user(request.user)
     else:
-        principal = ANONYMOUS
+        principal = Principal()  # a fresh one: it caches permissions for this request only
     request._harborpy_principal = principal
     return principal
 

@@ -114,6 +114,8 @@ class Principal:
         return self.name or ""
 
 
+# For comparisons and tests; requests get a fresh Principal each, since a principal
+# remembers its permissions per project for the life of one request.
 ANONYMOUS = Principal()
 
 

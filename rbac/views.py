@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .credentials import authenticate_basic, client_address, principal_from_request
 from .exceptions import CredentialsInvalid, LoginFailed, LoginThrottled, ServiceUnknown
-from .policy import ANONYMOUS, Principal
+from .policy import Principal
 from .tokens import scope_parse, token_issue
 
 
@@ -36,7 +36,7 @@ class TokenView(View):
 
         def principal() -> Principal:
             if "username" not in form:
-                return ANONYMOUS
+                return Principal()
             source = client_address(request)
             return authenticate_basic(form["username"], form.get("password", ""), source)
 

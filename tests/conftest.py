@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.server",
     "tests.fixtures.s3",
     "tests.fixtures.clients",
+    "tests.fixtures.ldap",
 ]
