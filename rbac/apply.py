@@ -334,13 +334,14 @@ def _plan(spec: _Spec, *, creator: str | None, lock: bool, problems: list[str]) 
     rows = Project.objects.filter(name=spec.name)
     project = (rows.select_for_update() if lock else rows).first()
     changes: list[Change] = []
+    current: dict[str, Role] = {}
     if project is None:
         # The creator becomes projectAdmin unless the file lists the bindings in full.
         owner = creator if spec.bindings is None else None
         quota = None if spec.quota_bytes is _KEEP else spec.quota_bytes
         changes.append(ProjectCreate(spec.name, bool(spec.public), quota, owner))
-        current: dict[str, Role] = {}
-        wanted = {f"user:{owner}": (Subject("user", owner), Role.PROJECT_ADMIN)} if owner else {}
+        if owner is not None:
+            changes.append(BindingCreate(spec.name, Subject("user", owner), Role.PROJECT_ADMIN))
     else:
         if spec.public is not None and spec.public != project.public:
             changes.append(ProjectUpdate(spec.name, "public", project.public, spec.public))
@@ -349,10 +350,8 @@ def _plan(spec: _Spec, *, creator: str | None, lock: bool, problems: list[str]) 
                 ProjectUpdate(spec.name, "quota_bytes", project.quota_bytes, spec.quota_bytes)
             )
         current = {subject: Role(role) for subject, role in bindings_of(project).items()}
-        wanted = {key: (_subject_of(key), role) for key, role in current.items()}
     if spec.bindings is not None:
-        wanted = _resolve(spec, problems)
-    changes.extend(_binding_changes(spec.name, current, wanted))
+        changes.extend(_binding_changes(spec.name, current, _resolve(spec, problems)))
     return _Plan(spec, project, changes)
 
 

@@ -603,6 +603,8 @@ def test_invalid_bodies_get_400_with_every_problem(registry):
         415,
         "UNSUPPORTED_MEDIA_TYPE",
     )
+    big = post(registry, "# " + "x" * (5 << 20))
+    errors(big, 413, "REQUEST_ENTITY_TOO_LARGE")
     assert not Project.objects.filter(name="x").exists()
 
 
