@@ -297,20 +297,21 @@ def documents_apply(
     groups hold roles before anyone of them logs in).
     """
     problems: list[str] = []
-    specs = [_spec_parse(document, n, problems) for n, document in enumerate(documents, 1)]
+    parsed = [_spec_parse(document, n, problems) for n, document in enumerate(documents, 1)]
+    specs = [spec for spec in parsed if spec is not None]
     if not documents:
         problems.append("no documents: expected at least one 'project:' document")
-    _check_unique([spec for spec in specs if spec is not None], problems)
+    _check_unique(specs, problems)
     creator = principal.name if principal.kind is Kind.USER and principal.user_id else None
-    # Applying locks the named projects until the end, so concurrent applies of one
-    # project take turns; a dry run reads only (on SQLite a transaction would lock all).
+    # A dry run only reads (on SQLite a transaction would lock the whole database).
     atomic = contextlib.nullcontext() if dry_run else transaction.atomic()
     with atomic:
-        plans = [
-            _plan(spec, creator=creator, lock=not dry_run, problems=problems)
-            for spec in specs
-            if spec is not None
-        ]
+        if not dry_run:
+            # Concurrent applies naming one project take turns; locking in one order
+            # keeps two files naming the same projects from deadlocking.
+            names = [spec.name for spec in specs]
+            list(Project.objects.select_for_update().filter(name__in=names).order_by("pk"))
+        plans = [_plan(spec, creator=creator, problems=problems) for spec in specs]
         if problems:
             raise ApplyInvalid(problems)
         denials = _authorize(principal, plans)
@@ -330,9 +331,8 @@ def _check_unique(specs: list[_Spec], problems: list[str]) -> None:
         seen.setdefault(spec.name, spec)
 
 
-def _plan(spec: _Spec, *, creator: str | None, lock: bool, problems: list[str]) -> _Plan:
-    rows = Project.objects.filter(name=spec.name)
-    project = (rows.select_for_update() if lock else rows).first()
+def _plan(spec: _Spec, *, creator: str | None, problems: list[str]) -> _Plan:
+    project = Project.objects.filter(name=spec.name).first()
     changes: list[Change] = []
     current: dict[str, Role] = {}
     if project is None:
