@@ -317,6 +317,11 @@ HARBORPY_TOKEN_EXPIRY = _env_int("HARBORPY_TOKEN_EXPIRY", 1800)
 HARBORPY_TOKEN_SERVICE = os.environ.get("HARBORPY_TOKEN_SERVICE", "harborpy")
 HARBORPY_TOKEN_ISSUER = os.environ.get("HARBORPY_TOKEN_ISSUER", "harborpy-token-service")
 
+# --- REST API (/api/v2.0/) -------------------------------------------------------------------
+
+# Errors of every API view in one shape, from one handler.
+REST_FRAMEWORK = {"EXCEPTION_HANDLER": "harborpy.api.exception_handler"}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from rbac.api import ApplyView
 from rbac.views import TokenView
 
 from . import views
@@ -10,4 +11,5 @@ urlpatterns = [
     path("", include("distribution.urls")),
     path("healthz", views.healthz),
     path("service/token", TokenView.as_view()),
+    path("api/v2.0/apply", ApplyView.as_view()),
 ]

@@ -27,3 +27,19 @@ class CredentialsInvalid(Exception):
 
 class ServiceUnknown(Exception):
     """A token was asked for a service this token service does not issue for."""
+
+
+class ApplyError(Exception):
+    """A declarative file that cannot be applied; ``problems`` lists every reason, one a line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class ApplyInvalid(ApplyError):
+    """The file is malformed or names unknown keys, roles, users or robots."""
+
+
+class ApplyDenied(ApplyError):
+    """The principal may not make some of the file's changes."""

@@ -151,6 +151,9 @@ def authorize(
     resource, action = permission
     if (resource, action) in WRITES and settings.HARBORPY_READ_ONLY:
         return Decision(False, "the registry is in read-only mode")
+    if principal.token_access is not None:
+        # A bearer token grants the repository access it names (authorize_scope) and nothing else.
+        return Decision(False, "a registry token grants only the repository access it names")
     if project is None:
         return _authorize_system(principal, resource, action)
     if principal.is_admin:

@@ -1,0 +1,58 @@
+"""The REST API's one exception handler: domain errors to ``{"errors": [...]}`` and a status.
+
+Every error of ``/api/v2.0/`` has Harbor's shape, with the HTTP status's name
+as its code (``BAD_REQUEST``, ``UNAUTHORIZED``, ``FORBIDDEN``, ...).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from rest_framework.exceptions import APIException, Throttled
+from rest_framework.response import Response
+
+from rbac.exceptions import (
+    ApplyDenied,
+    ApplyInvalid,
+    CredentialsInvalid,
+    LoginFailed,
+    LoginThrottled,
+)
+
+# Domain errors and their statuses; the first that matches wins.
+STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (LoginThrottled, 429),
+    (LoginFailed, 401),
+    (CredentialsInvalid, 401),
+    (ApplyDenied, 403),
+    (ApplyInvalid, 400),
+    (RequestDataTooBig, 413),
+)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """The response for ``exc``, or None to let it become a 500."""
+    if isinstance(exc, APIException):
+        status = exc.status_code
+    else:
+        found = next((code for kind, code in STATUSES if isinstance(exc, kind)), None)
+        if found is None:
+            return None
+        status = found
+    messages = getattr(exc, "problems", None) or [str(exc)]
+    code = HTTPStatus(status).name
+    response = Response(
+        {"errors": [{"code": code, "message": message} for message in messages]}, status=status
+    )
+    if status == 401:
+        realm = f'Basic realm="{settings.HARBORPY_TOKEN_SERVICE}"'
+        response["WWW-Authenticate"] = getattr(exc, "auth_header", None) or realm
+    retry_after = getattr(exc, "retry_after", None) or (
+        exc.wait if isinstance(exc, Throttled) else None
+    )
+    if retry_after:
+        response["Retry-After"] = str(int(retry_after))
+    return response
