@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from .models import GENESIS, AuditEntry, AuditHead
@@ -79,10 +79,17 @@ def audit_flush() -> None:
     _pulls.flush()
 
 
-def _append(events: list[Event]) -> None:
+def _append(events: list[Event], *, background: bool = False) -> None:
     # The head row is locked for the whole append, so entries are chained (and get
     # their ids) in one order, whoever appends at the same time.
     with transaction.atomic():
+        if background and connection.vendor == "postgresql":
+            # The entry table first, then the head: the order a TRUNCATE of both (a
+            # database flush) takes them in, so the two wait for each other, never deadlock.
+            # (Appends inside a request finish before anything else can flush.)
+            with connection.cursor() as cursor:
+                table = connection.ops.quote_name(AuditEntry._meta.db_table)
+                cursor.execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
         head = AuditHead.objects.select_for_update().filter(id=1).first()
         if head is None:
             AuditHead.objects.get_or_create(id=1, defaults={"hash": GENESIS})
@@ -137,7 +144,7 @@ class _PullQueue:
         if not batch:
             return
         try:
-            _append(batch)
+            _append(batch, background=True)
         except Exception:
             logger.exception("could not append %d pull entries to the audit log", len(batch))
             with self._lock:  # keep them for the next try

@@ -11,6 +11,10 @@ OUT=$(mkdir -p "${1:-/tmp/harborpy-bench}" && cd "${1:-/tmp/harborpy-bench}" && 
 RUNS=${RUNS:-3}
 H=${HARBORPY:-.venv/bin/harborpy}
 HP=
+# harborpy asks for credentials: bench.py logs in as the admin and uses bearer tokens,
+# as docker does (the reference registry runs without auth, as registry:2 usually does).
+export HARBORPY_ADMIN_PASSWORD=${HARBORPY_ADMIN_PASSWORD:-bench-admin-password}
+HP_AUTH=(--user admin --password "$HARBORPY_ADMIN_PASSWORD")
 start_hp() {  # PORT DATA [VAR=value...]
   local port=$1 data=$2; shift 2
   rm -rf "$data"; mkdir -p "$data"
@@ -35,15 +39,15 @@ echo "== reference (docker-registry, nginx, machine limits)"
 bash "$B/reference.sh" "$RUNS" > "$OUT/reference.txt" 2> "$OUT/reference.err"
 echo "== harborpy embedded default (SQLite, filesystem, fsync on)"
 start_hp 5070 "$OUT/hp-embedded" && {
-  bench --url http://127.0.0.1:5070 --pid "$HP" --runs "$RUNS" > "$OUT/hp-embedded.txt" 2> "$OUT/hp-embedded.err"; stop_hp; }
+  bench --url http://127.0.0.1:5070 "${HP_AUTH[@]}" --pid "$HP" --runs "$RUNS" > "$OUT/hp-embedded.txt" 2> "$OUT/hp-embedded.err"; stop_hp; }
 echo "== harborpy on PostgreSQL (fsync on)"
 fresh_db
 start_hp 5071 "$OUT/hp-pg" DATABASE_URL=postgres://postgres@127.0.0.1/hp_bench && {
-  bench --url http://127.0.0.1:5071 --pid "$HP" --runs "$RUNS" > "$OUT/hp-pg.txt" 2> "$OUT/hp-pg.err"; stop_hp; }
+  bench --url http://127.0.0.1:5071 "${HP_AUTH[@]}" --pid "$HP" --runs "$RUNS" > "$OUT/hp-pg.txt" 2> "$OUT/hp-pg.err"; stop_hp; }
 echo "== harborpy on PostgreSQL, fsync off (the reference's durability)"
 fresh_db
 start_hp 5072 "$OUT/hp-nofsync" DATABASE_URL=postgres://postgres@127.0.0.1/hp_bench HARBORPY_STORAGE_FSYNC=false && {
-  bench --url http://127.0.0.1:5072 --pid "$HP" --runs "$RUNS" --only upload,blob_get,push_big,pull_big,push_small \
+  bench --url http://127.0.0.1:5072 "${HP_AUTH[@]}" --pid "$HP" --runs "$RUNS" --only upload,blob_get,push_big,pull_big,push_small \
     > "$OUT/hp-nofsync.txt" 2> "$OUT/hp-nofsync.err"; stop_hp; }
 echo "== 2 GiB blob: reference"
 W=$(mktemp -d "$OUT/ref2g-XXXX")
@@ -54,6 +58,6 @@ bench --url http://127.0.0.1:5073 --pid "$RP" --only upload,blob_get --blob-size
 kill "$RP"; wait "$RP" 2>/dev/null; rm -rf "$W"
 echo "== 2 GiB blob: harborpy embedded"
 start_hp 5074 "$OUT/hp-2g" && {
-  bench --url http://127.0.0.1:5074 --pid "$HP" --only upload,blob_get --blob-size 2G > "$OUT/hp-2g.txt" 2> "$OUT/hp-2g.err"; stop_hp; }
+  bench --url http://127.0.0.1:5074 "${HP_AUTH[@]}" --pid "$HP" --only upload,blob_get --blob-size 2G > "$OUT/hp-2g.txt" 2> "$OUT/hp-2g.err"; stop_hp; }
 rm -rf "$OUT/hp-embedded" "$OUT/hp-pg" "$OUT/hp-nofsync" "$OUT/hp-2g"
 echo "== done: $OUT"
