@@ -322,6 +322,64 @@ HARBORPY_TOKEN_ISSUER = os.environ.get("HARBORPY_TOKEN_ISSUER", "harborpy-token-
 # Errors of every API view in one shape, from one handler.
 REST_FRAMEWORK = {"EXCEPTION_HANDLER": "harborpy.api.exception_handler"}
 
+# --- console logins and OIDC single sign-on (docs/oidc.md) -----------------------------------
+
+# social_django is always installed, so its tables exist before OIDC is switched on.
+INSTALLED_APPS += ["social_django"]
+# Renders SSO failures (refused, cancelled, expired) as a page with a clear status.
+MIDDLEWARE += ["social_django.middleware.SocialAuthExceptionMiddleware"]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/profile/"
+
+# The issuer URL (discovery at <issuer>/.well-known/openid-configuration); unset: no SSO.
+HARBORPY_OIDC_ENDPOINT = os.environ.get("HARBORPY_OIDC_ENDPOINT", "").strip().rstrip("/")
+HARBORPY_OIDC_NAME = os.environ.get("HARBORPY_OIDC_NAME", "").strip() or "SSO"
+HARBORPY_OIDC_GROUPS_CLAIM = os.environ.get("HARBORPY_OIDC_GROUPS_CLAIM", "groups").strip()
+HARBORPY_OIDC_ADMIN_GROUP = os.environ.get("HARBORPY_OIDC_ADMIN_GROUP", "").strip()
+# Off: only accounts that exist already may log in by SSO; nobody new is created.
+HARBORPY_OIDC_AUTO_ONBOARD = _env_bool("HARBORPY_OIDC_AUTO_ONBOARD", True)
+if HARBORPY_OIDC_ENDPOINT:
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not os.environ.get("HARBORPY_OIDC_CLIENT_ID", "").strip():
+        raise ImproperlyConfigured("HARBORPY_OIDC_ENDPOINT is set, HARBORPY_OIDC_CLIENT_ID not")
+    # Appended, so that backends another block (LDAP) put first keep their order.
+    AUTHENTICATION_BACKENDS = [
+        *globals().get("AUTHENTICATION_BACKENDS", ["django.contrib.auth.backends.ModelBackend"]),
+        "social_core.backends.open_id_connect.OpenIdConnectAuth",
+    ]
+    SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = HARBORPY_OIDC_ENDPOINT
+    SOCIAL_AUTH_OIDC_KEY = os.environ["HARBORPY_OIDC_CLIENT_ID"].strip()
+    SOCIAL_AUTH_OIDC_SECRET = os.environ.get("HARBORPY_OIDC_CLIENT_SECRET", "")
+    _scope = os.environ.get("HARBORPY_OIDC_SCOPE", "openid profile email groups").split()
+    SOCIAL_AUTH_OIDC_SCOPE = _scope if "openid" in _scope else ["openid", *_scope]
+    SOCIAL_AUTH_OIDC_IGNORE_DEFAULT_SCOPE = True
+    SOCIAL_AUTH_OIDC_USE_PKCE = True  # S256; providers without PKCE ignore it
+    SOCIAL_AUTH_OIDC_USERNAME_KEY = (
+        os.environ.get("HARBORPY_OIDC_USERNAME_CLAIM", "").strip() or "preferred_username"
+    )
+    if HARBORPY_OIDC_GROUPS_CLAIM:
+        SOCIAL_AUTH_OIDC_GROUPS_KEY = HARBORPY_OIDC_GROUPS_CLAIM
+        # Providers leave the claim out for users in no group: that means no groups.
+        SOCIAL_AUTH_OIDC_GROUPS_MISSING_AS_EMPTY = True
+    # Behind a TLS proxy the request looks like plain HTTP; the callback URL must not.
+    SOCIAL_AUTH_REDIRECT_IS_HTTPS = HARBORPY_EXTERNAL_URL.startswith("https://")
+    SOCIAL_AUTH_URL_NAMESPACE = "social"
+    SOCIAL_AUTH_PIPELINE = (
+        "social_core.pipeline.social_auth.social_details",
+        "social_core.pipeline.social_auth.social_names",
+        "social_core.pipeline.social_auth.social_uid",
+        "social_core.pipeline.social_auth.auth_allowed",
+        "social_core.pipeline.social_auth.social_user",
+        "rbac.pipeline.account_resolve",  # existing account, new one, or refusal
+        "social_core.pipeline.user.create_user",
+        "social_core.pipeline.social_auth.associate_user",
+        # no load_extra_data: harborpy never calls the provider later, so it keeps no tokens
+        "social_core.pipeline.user.user_details",
+        "rbac.pipeline.groups_apply",  # the groups claim and the admin group
+        "rbac.pipeline.login_record",
+    )
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from rbac import views as rbac_views
 from rbac.api import ApplyView
 from rbac.views import TokenView
 
@@ -12,4 +13,10 @@ urlpatterns = [
     path("healthz", views.healthz),
     path("service/token", TokenView.as_view()),
     path("api/v2.0/apply", ApplyView.as_view()),
+    # console: local logins, the profile with the CLI secret; SSO at login/oidc/, complete/oidc/
+    path("login/", rbac_views.login_page),
+    path("logout/", rbac_views.logout_page),
+    path("profile/", rbac_views.profile_page),
+    path("profile/cli-secret/", rbac_views.cli_secret_page),
+    path("", include("social_django.urls", namespace="social")),
 ]
