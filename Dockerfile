@@ -9,7 +9,6 @@ COPY projects ./projects
 COPY rbac ./rbac
 COPY replication ./replication
 COPY audit ./audit
-COPY templates ./templates
 RUN pip install --no-cache-dir . && useradd --system --home /var/lib/harborpy harborpy \
     && mkdir -p /var/lib/harborpy && chown harborpy /var/lib/harborpy
 USER harborpy

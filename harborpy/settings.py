@@ -95,7 +95,9 @@ WSGI_APPLICATION = "harborpy.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # Templates live in their apps (harborpy/templates, rbac/templates), so they are
+        # packaged with them.
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

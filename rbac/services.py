@@ -47,14 +47,18 @@ def admin_bootstrap(*, password: str = "") -> str | None:
     return generated
 
 
-def user_authenticate(*, username: str, password: str, source: str) -> AbstractBaseUser:
+def user_authenticate(
+    *, username: str, password: str, source: str, cli_secret: bool = True
+) -> AbstractBaseUser:
     """The user these credentials belong to: a password (local or LDAP) or the CLI secret.
+
+    ``cli_secret=False`` (console logins) accepts passwords only, as Harbor does.
 
     LoginFailed or LoginThrottled otherwise.
     """
     with login_attempt(username, source):
         user = authenticate(username=username, password=password)
-        if user is None:
+        if user is None and cli_secret:
             # SSO users have no password here: their CLI secret stands in for one.
             candidate = get_user_model().objects.filter(username=username).first()
             if candidate is not None and cli_secret_matches(user=candidate, secret=password):

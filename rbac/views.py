@@ -105,6 +105,7 @@ def login_page(request) -> HttpResponse:
             username=username,
             password=request.POST.get("password", ""),
             source=client_address(request),
+            cli_secret=False,  # the CLI secret is for docker and scripts, not the console
         )
     except LoginThrottled as error:
         error_text = f"Too many failed logins; try again in {error.retry_after} seconds."

@@ -60,3 +60,22 @@ def test_redis_url_moves_the_cache_and_the_job_queue_to_redis(tmp_path: Path) ->
     finally:
         for k in client.scan_iter(f"*{key}*"):
             client.delete(k)
+
+
+def test_console_templates_are_packaged_with_their_apps() -> None:
+    """A plain `pip install .` (the Dockerfile's) carries the templates: they live in packages."""
+    from pathlib import Path
+
+    from django.template.loader import get_template
+
+    import harborpy
+    import rbac
+
+    for name, package in (
+        ("base.html", harborpy),
+        ("rbac/login.html", rbac),
+        ("rbac/profile.html", rbac),
+        ("social_django/error.html", harborpy),
+    ):
+        origin = Path(get_template(name).origin.name)
+        assert origin.is_relative_to(Path(package.__file__).parent / "templates"), origin

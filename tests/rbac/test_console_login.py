@@ -58,6 +58,10 @@ def test_the_right_password_opens_a_session_and_the_profile(console: LiveServer)
     # The secret works as a password for registry clients.
     token = requests.get(f"{console.url}/service/token", auth=("admin", secret.group(1)))
     assert token.status_code == 200
+    # ...but not for the console, as in Harbor: there only the password opens a session.
+    other = login_form(console)
+    assert log_in(other, console, "admin", secret.group(1)).status_code == 401
+    assert "sessionid" not in other.cookies
 
     # Logging out needs a POST and ends the session.
     assert session.get(f"{console.url}/logout/").status_code == 405
