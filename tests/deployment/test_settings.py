@@ -79,3 +79,18 @@ def test_console_templates_are_packaged_with_their_apps() -> None:
     ):
         origin = Path(get_template(name).origin.name)
         assert origin.is_relative_to(Path(package.__file__).parent / "templates"), origin
+
+
+def test_every_setting_is_documented() -> None:
+    """Each HARBORPY_* variable the settings read appears in the README or docs/."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    source = (root / "harborpy" / "settings.py").read_text()
+    read = set(re.findall(r"HARBORPY_[A-Z0-9_]*[A-Z0-9]\b", source))
+    text = (root / "README.md").read_text() + "".join(
+        page.read_text() for page in (root / "docs").glob("*.md")
+    )
+    missing = sorted(name for name in read if f"`{name}`" not in text)
+    assert not missing, f"undocumented settings: {missing}"

@@ -195,7 +195,9 @@ def test_a_group_binding_gives_its_members_the_role(registry, users) -> None:
 
 def test_the_catalog_is_for_system_admins(registry, users) -> None:
     assert authed.get(f"{registry.url}/v2/_catalog").status_code == 200
-    assert_error(requests.get(f"{registry.url}/v2/_catalog", auth=as_user("alice")), 403, "DENIED")
+    for user in ("alice", "lim"):
+        listing = requests.get(f"{registry.url}/v2/_catalog", auth=as_user(user))
+        assert_error(listing, 403, "DENIED")
 
 
 # --- the token service ------------------------------------------------------------------------
