@@ -156,15 +156,28 @@ def _recheck(remembered: _Remembered) -> Principal | None:
         if robot.disabled or (robot.expires_at is not None and robot.expires_at <= timezone.now()):
             return None  # the full check refuses it, with the reason in the audit log
         return principal_for_robot(robot)
-    user = get_user_model().objects.filter(pk=remembered.pk, is_active=True).first()
-    if user is None or _user_fingerprint(user.pk, user.password) != remembered.fingerprint:
+    user = (
+        get_user_model()
+        .objects.select_related("cli_secret")
+        .filter(pk=remembered.pk, is_active=True)
+        .first()
+    )
+    if user is None:
+        return None
+    try:
+        digest = user.cli_secret.digest
+    except CliSecret.DoesNotExist:
+        digest = ""
+    if _fingerprint(user.password, digest) != remembered.fingerprint:
         return None
     return principal_for_user(user)
 
 
-def _user_fingerprint(pk: int, password: str | None = None) -> str:
-    """Changes when the user's password or CLI secret does."""
-    if password is None:
-        password = get_user_model().objects.filter(pk=pk).values_list("password", flat=True)[0]
+def _user_fingerprint(pk: int, password: str) -> str:
     digest = CliSecret.objects.filter(user_id=pk).values_list("digest", flat=True).first() or ""
-    return hashlib.sha256(f"{password}\0{digest}".encode()).hexdigest()
+    return _fingerprint(password, digest)
+
+
+def _fingerprint(password: str, cli_digest: str) -> str:
+    """Changes when the user's password or CLI secret does."""
+    return hashlib.sha256(f"{password}\0{cli_digest}".encode()).hexdigest()

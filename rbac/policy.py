@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from projects.models import Project
+from projects.selectors import Visibility, project_visibility
 
 from .models import RoleBinding, SystemSetting
 from .roles import (
@@ -100,9 +101,7 @@ class Principal:
     is_admin: bool = False
     robot_permissions: tuple[dict, ...] = ()
     token_access: frozenset[tuple[str, str, str]] | None = None
-    _projects: dict[str, tuple[Project | None, frozenset[Permission]]] = field(
-        default_factory=dict, repr=False
-    )
+    _projects: dict[str, frozenset[Permission]] = field(default_factory=dict, repr=False)
 
     @property
     def is_anonymous(self) -> bool:
@@ -182,36 +181,40 @@ def project_permissions(principal: Principal, project: Project | str) -> frozens
     name = project if isinstance(project, str) else project.name
     cached = principal._projects.get(name)
     if cached is not None:
-        return cached[1]
-    row = project if isinstance(project, Project) else Project.objects.filter(name=name).first()
+        return cached
+    row = (
+        project_visibility(name=name)
+        if isinstance(project, str)
+        else Visibility(project.pk, project.name, project.public)
+    )
     permissions: frozenset[Permission] = frozenset()
     if row is not None:
         granted: set[Permission] = set(PUBLIC_PERMISSIONS) if row.public else set()
-        for role in _bound_roles(principal, row):
+        for role in _bound_roles(principal, row.id):
             granted |= ROLE_PERMISSIONS[role]
         for entry in principal.robot_permissions:
             if entry.get("project") in (row.name, "*"):
                 for robot_action in entry.get("actions", ()):
                     granted |= ROBOT_ACTION_PERMISSIONS.get(robot_action, frozenset())
         permissions = frozenset(granted)
-    principal._projects[name] = (row, permissions)
+    principal._projects[name] = permissions
     return permissions
 
 
 def project_role(principal: Principal, project: Project) -> Role | None:
     """The most privileged role ``principal`` holds in ``project`` (directly or by group)."""
-    roles = _bound_roles(principal, project)
+    roles = _bound_roles(principal, project.pk)
     return min(roles, key=list(Role).index) if roles else None
 
 
-def _bound_roles(principal: Principal, project: Project) -> set[Role]:
+def _bound_roles(principal: Principal, project_id: int) -> set[Role]:
     if principal.kind is Kind.USER:
         subject = Q(user_id=principal.user_id) | Q(group__user__id=principal.user_id)
     elif principal.kind is Kind.ROBOT:
         subject = Q(robot_id=principal.robot_id)
     else:
         return set()
-    rows = RoleBinding.objects.filter(subject, project=project).values_list("role", flat=True)
+    rows = RoleBinding.objects.filter(subject, project_id=project_id).values_list("role", flat=True)
     return {Role(role) for role in rows}
 
 

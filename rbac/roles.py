@@ -69,19 +69,25 @@ def _grant(resource: Res, *actions: Act) -> set[Permission]:
     return {(resource, action) for action in actions}
 
 
-# What a limited guest may do: pull, and see repositories, artifacts and tags, but not
-# who else is in the project or what they did.  (Harbor's table as of 2.13.)
-_LIMITED_GUEST = (
+# Seeing what is in a project: artifacts, their tags, extras, referrers and scan results.
+_SEE_ARTIFACTS = (
     _grant(Res.PROJECT, Act.READ)
-    | _grant(Res.QUOTA, Act.READ)
-    | _grant(Res.REPOSITORY, Act.READ, Act.LIST, Act.PULL)
-    | _grant(Res.CONFIGURATION, Act.READ)
+    | _grant(Res.REPOSITORY, Act.LIST, Act.PULL)
     | _grant(Res.SCAN, Act.READ)
     | _grant(Res.SCANNER, Act.READ)
     | _grant(Res.TAG, Act.LIST)
     | _grant(Res.ACCESSORY, Act.LIST)
     | _grant(Res.ARTIFACT, Act.READ, Act.LIST)
     | _grant(Res.ARTIFACT_ADDITION, Act.READ)
+)
+
+# What a limited guest may do: pull, and see repositories, artifacts and tags, but not
+# who else is in the project or what they did.  (Harbor's table as of 2.13.)
+_LIMITED_GUEST = (
+    _SEE_ARTIFACTS
+    | _grant(Res.QUOTA, Act.READ)
+    | _grant(Res.REPOSITORY, Act.READ)
+    | _grant(Res.CONFIGURATION, Act.READ)
 )
 
 # A guest also sees members, labels and robots.
@@ -140,15 +146,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 # Anybody, logged in or not, in a public project: read-only, no members or logs.
 PUBLIC_PERMISSIONS: frozenset[Permission] = frozenset(
-    _grant(Res.PROJECT, Act.READ)
-    | _grant(Res.REPOSITORY, Act.LIST, Act.PULL)
-    | _grant(Res.LABEL, Act.READ, Act.LIST)
-    | _grant(Res.SCAN, Act.READ)
-    | _grant(Res.SCANNER, Act.READ)
-    | _grant(Res.TAG, Act.LIST)
-    | _grant(Res.ACCESSORY, Act.LIST)
-    | _grant(Res.ARTIFACT, Act.READ, Act.LIST)
-    | _grant(Res.ARTIFACT_ADDITION, Act.READ)
+    _SEE_ARTIFACTS | _grant(Res.LABEL, Act.READ, Act.LIST)
 )
 
 # What a robot's permission list ("pull", "push", "delete") grants in its project.
