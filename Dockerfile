@@ -12,8 +12,8 @@ COPY audit ./audit
 # python-ldap builds from source: a compiler and the LDAP/SASL headers for the build only.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libldap2-dev libsasl2-dev \
     && pip install --no-cache-dir . \
-    && apt-get purge -y gcc && apt-get autoremove -y && apt-get install -y --no-install-recommends libldap-2.5-0 libsasl2-2 \
-    && rm -rf /var/lib/apt/lists/* && useradd --system --home /var/lib/harborpy harborpy \
+    && apt-get purge -y gcc && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home /var/lib/harborpy harborpy \
     && mkdir -p /var/lib/harborpy && chown harborpy /var/lib/harborpy
 USER harborpy
 ENV HARBORPY_DATA=/var/lib/harborpy
