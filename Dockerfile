@@ -9,6 +9,8 @@ COPY projects ./projects
 COPY rbac ./rbac
 COPY replication ./replication
 COPY audit ./audit
+COPY api ./api
+COPY console ./console
 # python-ldap builds from source: a compiler and the LDAP/SASL headers for the build only.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libldap2-dev libsasl2-dev \
     && pip install --no-cache-dir . \

@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     "rbac",
     "distribution",
     "replication",
+    "api",
+    "console",
     "harborpy.apps.HarborpyConfig",
 ]
 
@@ -322,7 +324,7 @@ HARBORPY_TOKEN_ISSUER = os.environ.get("HARBORPY_TOKEN_ISSUER", "harborpy-token-
 # --- REST API (/api/v2.0/) -------------------------------------------------------------------
 
 # Errors of every API view in one shape, from one handler.
-REST_FRAMEWORK = {"EXCEPTION_HANDLER": "harborpy.api.exception_handler"}
+REST_FRAMEWORK = {"EXCEPTION_HANDLER": "api.errors.exception_handler"}
 
 # --- console logins and OIDC single sign-on (docs/oidc.md) -----------------------------------
 

@@ -2,8 +2,8 @@
 
 from django.urls import include, path
 
+from api.apply import ApplyView
 from rbac import views as rbac_views
-from rbac.api import ApplyView
 from rbac.views import TokenView
 
 from . import views

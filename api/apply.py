@@ -1,6 +1,6 @@
 """REST API of access control: ``POST /api/v2.0/apply``.
 
-Errors are rendered by the REST API's one exception handler (harborpy.api).
+Errors are rendered by the REST API's one exception handler (api.errors).
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.services import Actor
-
-from .apply import change_as_dict, documents_apply, documents_parse
-from .credentials import client_address, principal_from_request
-from .policy import Principal
+from rbac.apply import change_as_dict, documents_apply, documents_parse
+from rbac.credentials import client_address, principal_from_request
+from rbac.policy import Principal
 
 JSON_TYPES = {"application/json"}
 # A body without a type is read as YAML too: JSON documents are YAML as well.
