@@ -14,13 +14,24 @@ from django.core.exceptions import RequestDataTooBig
 from rest_framework.exceptions import APIException, Throttled
 from rest_framework.response import Response
 
+from projects.exceptions import (
+    ProjectExists,
+    ProjectNameInvalid,
+    ProjectNotEmpty,
+    ProjectNotFound,
+    QuotaInvalid,
+)
 from rbac.exceptions import (
     ApplyDenied,
     ApplyInvalid,
+    BindingInvalid,
     CredentialsInvalid,
     LoginFailed,
     LoginThrottled,
+    RobotInvalid,
 )
+
+from .projects import MemberExists
 
 # Domain errors and their statuses; the first that matches wins.
 STATUSES: tuple[tuple[type[Exception], int], ...] = (
@@ -29,6 +40,14 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (CredentialsInvalid, 401),
     (ApplyDenied, 403),
     (ApplyInvalid, 400),
+    (ProjectExists, 409),
+    (MemberExists, 409),
+    (ProjectNameInvalid, 400),
+    (QuotaInvalid, 400),
+    (BindingInvalid, 400),
+    (RobotInvalid, 400),
+    (ProjectNotFound, 404),
+    (ProjectNotEmpty, 412),
     (RequestDataTooBig, 413),
 )
 

@@ -2,7 +2,6 @@
 
 from django.urls import include, path
 
-from api.apply import ApplyView
 from rbac import views as rbac_views
 from rbac.views import TokenView
 
@@ -12,7 +11,7 @@ urlpatterns = [
     path("", include("distribution.urls")),
     path("healthz", views.healthz),
     path("service/token", TokenView.as_view()),
-    path("api/v2.0/apply", ApplyView.as_view()),
+    path("api/v2.0/", include("api.urls")),
     # console: local logins, the profile with the CLI secret; SSO at login/oidc/, complete/oidc/
     path("login/", rbac_views.login_page),
     path("logout/", rbac_views.logout_page),

@@ -19,3 +19,7 @@ class ProjectNotFound(ProjectError):
 
 class QuotaInvalid(ProjectError):
     """A quota must be a non-negative number of bytes (or none)."""
+
+
+class ProjectNotEmpty(ProjectError):
+    """A project that still holds repositories cannot be deleted."""

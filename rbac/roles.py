@@ -174,6 +174,17 @@ ROBOT_ACTION_PERMISSIONS: dict[str, frozenset[Permission]] = {
 ALL_PERMISSIONS: frozenset[Permission] = frozenset().union(*ROLE_PERMISSIONS.values())
 
 
+# Harbor's numeric role ids, as its REST API speaks them (role_id in project members).
+ROLE_IDS: dict[Role, int] = {
+    Role.PROJECT_ADMIN: 1,
+    Role.DEVELOPER: 2,
+    Role.GUEST: 3,
+    Role.MAINTAINER: 4,
+    Role.LIMITED_GUEST: 5,
+}
+ROLES_BY_ID: dict[int, Role] = {number: role for role, number in ROLE_IDS.items()}
+
+
 def role_rank(role: Role) -> int:
     """0 for the most privileged role; larger is less."""
     return list(Role).index(role)

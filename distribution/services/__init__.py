@@ -2,6 +2,7 @@
 
 from .blobs import blob_delete, blob_mount
 from .manifests import manifest_delete, manifest_put
+from .repositories import project_delete
 from .uploads import (
     upload_append,
     upload_cancel,
@@ -16,6 +17,7 @@ __all__ = [
     "blob_mount",
     "manifest_delete",
     "manifest_put",
+    "project_delete",
     "upload_append",
     "upload_cancel",
     "upload_complete",

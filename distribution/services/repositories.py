@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from django.db import transaction
+
+from audit.services import Actor, audit_record
+from projects.exceptions import ProjectNotEmpty
 from projects.models import Project
 
 from ..exceptions import NameInvalid, NameUnknown, QuotaExceeded
@@ -77,3 +81,24 @@ def blob_link(*, repository: Repository, digest: str, size: int) -> Blob:
         [RepositoryBlob(repository=repository, blob=blob)], ignore_conflicts=True
     )
     return blob
+
+
+def project_delete(*, project: Project, actor: Actor) -> None:
+    """Delete a project that holds no repositories (ProjectNotEmpty otherwise), audited.
+
+    The project row is locked first, so a push that would create its first
+    repository waits and then finds the project gone.
+    """
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        if Repository.objects.filter(project=locked).exists():
+            raise ProjectNotEmpty(
+                f"project {locked.name!r} still holds repositories; delete them first"
+            )
+        audit_record(
+            actor=actor,
+            action="project",
+            resource=f"project:{locked.name}",
+            detail={"change": "deleted"},
+        )
+        locked.delete()
