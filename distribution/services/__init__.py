@@ -1,7 +1,7 @@
 """Writes of the distribution app: uploads, blobs, manifests and tags."""
 
 from .blobs import blob_delete, blob_mount
-from .manifests import manifest_delete, manifest_put
+from .manifests import manifest_delete, manifest_put, tag_create
 from .uploads import (
     upload_append,
     upload_cancel,
@@ -16,6 +16,7 @@ __all__ = [
     "blob_mount",
     "manifest_delete",
     "manifest_put",
+    "tag_create",
     "upload_append",
     "upload_cancel",
     "upload_complete",
