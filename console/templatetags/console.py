@@ -51,3 +51,14 @@ def audit_detail(detail: dict) -> str:
         digest = isinstance(value, str) and value.startswith(("sha256:", "sha512:"))
         parts.append(f"{key}={short_digest(value) if digest else value}")
     return ", ".join(parts)
+
+
+@register.filter
+def size_input(value: int | None) -> str:
+    """A size as the quota field reads it back: ``10G``, ``512M``, or bytes."""
+    if not value:
+        return ""
+    for unit, factor in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value % factor == 0:
+            return f"{value // factor}{unit}"
+    return str(value)

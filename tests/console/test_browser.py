@@ -89,6 +89,16 @@ def test_a_project_admin_runs_a_project_from_the_console(
     with pytest.raises(CommandError):
         digest_of(f"{host}/shop/app:stable")
 
+    # The index: one row per platform, each linking to its manifest.
+    page.goto(f"{base}/repositories/shop/app/artifacts/{multi}/")
+    expect(page.locator("#children tbody tr")).to_have_count(2)
+    expect(page.locator("#children")).to_contain_text("linux/arm64/v8")
+
+    # Settings: the quota with its usage.
+    page.goto(f"{base}/projects/shop/settings/")
+    expect(page.locator("[role=meter]")).to_be_visible()
+    expect(page.locator("#quota-value")).to_have_value("1G")
+
     # A local user, made by the admin, becomes a guest of the project.
     page.goto(f"{base}/administration/users/")
     page.fill("#user-name", GUEST)
