@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q, QuerySet
+
 from .models import GENESIS, AuditEntry, AuditHead
 from .services import entry_hash
 
@@ -36,3 +38,30 @@ def audit_verify() -> ChainCheck:
     if (head.hash if head else GENESIS) != expected:
         return ChainCheck(count, None, "the newest entries were removed")
     return ChainCheck(count)
+
+
+def audit_list(
+    *,
+    actor: str = "",
+    action: str = "",
+    resources: tuple[str, ...] = (),
+    prefixes: tuple[str, ...] = (),
+) -> QuerySet[AuditEntry]:
+    """Entries, newest first: by ``actor`` and ``action`` when given, and when ``resources``
+    or ``prefixes`` are given, only those whose resource is one of them or starts with one."""
+    entries = AuditEntry.objects.order_by("-id")
+    if actor:
+        entries = entries.filter(actor=actor)
+    if action:
+        entries = entries.filter(action=action)
+    if resources or prefixes:
+        scope = Q(resource__in=resources)
+        for prefix in prefixes:
+            scope |= Q(resource__startswith=prefix)
+        entries = entries.filter(scope)
+    return entries
+
+
+def audit_actions() -> list[str]:
+    """The action names the log holds, for a filter's choices."""
+    return sorted(AuditEntry.objects.values_list("action", flat=True).distinct().order_by())

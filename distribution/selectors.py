@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, QuerySet, Sum
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import Collate
 
 from projects.models import Project
 
+from .blobstore import blob_store
 from .exceptions import BlobUnknown, ManifestUnknown, NameUnknown, PaginationInvalid
 from .grammar import check_digest, check_name, check_tag, is_digest
-from .manifests import INDEX_TYPES
+from .manifests import INDEX_TYPES, Descriptor, parse_manifest
 from .models import Blob, Manifest, Repository, RepositoryBlob, Tag
+from .storage import StorageError
 
 # The lookups every pull makes (a manifest by tag or digest, a blob of a repository)
 # run as fixed SQL: compiling the equivalent ORM query costs about three times as
@@ -199,3 +201,123 @@ def referrers(*, repository_name: str, digest: str, artifact_type: str | None) -
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": descriptors,
     }
+
+
+# --- the console's views of repositories and artifacts ------------------------------------------
+
+CONFIG_MAX_BYTES = 1 << 20  # larger configs are not shown (they are JSON a person reads)
+
+
+def repository_get(*, name: str) -> Repository | None:
+    return Repository.objects.select_related("project").filter(name=name).first()
+
+
+def repository_list(*, project: Project, query: str = "") -> QuerySet[Repository]:
+    """A project's repositories by name, each with ``artifacts`` (top-level manifests: not
+    the children of an index, not referrers), ``tag_count`` and ``pushed_at``."""
+    top = Q(manifests__subject_digest="", manifests__parents__isnull=True)
+    repositories = Repository.objects.filter(project=project)
+    if query:
+        repositories = repositories.filter(name__icontains=query)
+    return repositories.order_by("name").annotate(
+        artifacts=Count("manifests", filter=top, distinct=True),
+        tag_count=Count("tags", distinct=True),
+        pushed_at=Max("manifests__created_at"),
+    )
+
+
+@dataclass
+class Artifact:
+    """A manifest as the console shows it: its tags, total size and platforms (an index's)."""
+
+    manifest: Manifest
+    tags: list[str]
+    size: int  # the manifest, its config and layers; an index adds its children's
+    platforms: list[str]
+
+
+def artifact_list(*, repository: Repository) -> list[Artifact]:
+    """The repository's top-level artifacts, newest first (index children and referrers
+    appear on the artifact page of their index or subject)."""
+    manifests = (
+        Manifest.objects.filter(repository=repository, subject_digest="", parents__isnull=True)
+        .order_by("-created_at", "-id")
+        .prefetch_related("tags", "blobs", "children__blobs")
+    )
+    return [_artifact(m) for m in manifests]
+
+
+@dataclass
+class ArtifactDetail(Artifact):
+    config: Descriptor | None = None
+    config_json: str = ""  # pretty-printed; empty when not JSON or too large
+    layers: list[Descriptor] = field(default_factory=list)
+    children: list[tuple[Descriptor, str]] = field(default_factory=list)  # with the platform
+    referrers: list[Manifest] = field(default_factory=list)
+    subject: Manifest | None = None
+
+
+def artifact_get(*, repository: Repository, digest: str) -> ArtifactDetail:
+    """One manifest of the repository with its layers, config, children, referrers and
+    subject; ManifestUnknown if the repository holds no manifest ``digest``."""
+    check_digest(digest)
+    manifest = (
+        Manifest.objects.filter(repository=repository, digest=digest)
+        .prefetch_related("tags", "blobs", "children__blobs")
+        .first()
+    )
+    if manifest is None:
+        raise ManifestUnknown("manifest unknown", detail={"digest": digest})
+    parsed = parse_manifest(bytes(manifest.body), manifest.media_type)
+    base = _artifact(manifest)
+    detail = ArtifactDetail(**vars(base))
+    if parsed.blobs:
+        detail.config, detail.layers = parsed.blobs[0], parsed.blobs[1:]
+        detail.config_json = _config_json(detail.config)
+    detail.children = [(d, _platform(d.platform)) for d in parsed.manifests]
+    detail.referrers = list(
+        Manifest.objects.filter(repository=repository, subject_digest=digest).order_by(
+            "created_at", "id"
+        )
+    )
+    if manifest.subject_digest:
+        detail.subject = Manifest.objects.filter(
+            repository=repository, digest=manifest.subject_digest
+        ).first()
+    return detail
+
+
+def _artifact(manifest: Manifest) -> Artifact:
+    size = manifest.size + sum(b.size for b in manifest.blobs.all())
+    platforms: list[str] = []
+    if manifest.media_type in INDEX_TYPES:
+        size += sum(c.size + sum(b.size for b in c.blobs.all()) for c in manifest.children.all())
+        entries = json.loads(bytes(manifest.body)).get("manifests", [])
+        platforms = [_platform(e.get("platform")) for e in entries if isinstance(e, dict)]
+    tags = sorted(t.name for t in manifest.tags.all())
+    return Artifact(manifest, tags, size, [p for p in platforms if p])
+
+
+def _platform(platform: Any) -> str:
+    if not isinstance(platform, dict):
+        return ""
+    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
+    return "/".join(str(p) for p in parts if p)
+
+
+def _config_json(config: Descriptor) -> str:
+    if config.size > CONFIG_MAX_BYTES or "json" not in config.media_type:
+        return ""
+    # A small bounded read: the config is capped above and a person reads it whole.
+    try:
+        reader = blob_store().blob_open(config.digest)
+    except StorageError:
+        return ""
+    try:
+        data = b"".join(reader.chunks)
+    finally:
+        reader.close()
+    try:
+        return json.dumps(json.loads(data), indent=2, sort_keys=True)
+    except ValueError:
+        return ""

@@ -18,4 +18,5 @@ urlpatterns = [
     path("profile/", rbac_views.profile_page),
     path("profile/cli-secret/", rbac_views.cli_secret_page),
     path("", include("social_django.urls", namespace="social")),
+    path("", include("console.urls")),
 ]

@@ -43,3 +43,7 @@ class ApplyInvalid(ApplyError):
 
 class ApplyDenied(ApplyError):
     """The principal may not make some of the file's changes."""
+
+
+class UserInvalid(Exception):
+    """A user account cannot be created or changed as asked."""

@@ -1,14 +1,16 @@
-"""Reads of the rbac app that scope lists to what a principal may see."""
+"""Reads of identity and access: what a principal may see, members, robots, users, groups."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import Q, QuerySet
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db.models import Count, Q, QuerySet
 
 from projects.models import Project
 
-from .models import RoleBinding
+from .models import Robot, RoleBinding
 from .policy import Kind, Principal
 from .roles import Role
 
@@ -61,3 +63,45 @@ def role_counts(project: Project) -> dict[Role, int]:
     for role in RoleBinding.objects.filter(project=project).values_list("role", flat=True):
         counts[Role(role)] += 1
     return counts
+
+
+def project_list_visible(*, principal: Principal, query: str = "") -> QuerySet[Project]:
+    """``visible_projects`` by name; ``query`` filters by name."""
+    projects = visible_projects(principal).order_by("name")
+    return projects.filter(name__icontains=query) if query else projects
+
+
+def project_roles(*, principal: Principal) -> dict[int, Role]:
+    """``{project id: the most privileged role principal holds there}``."""
+    subject = _binding_subject(principal)
+    if subject is None:
+        return {}
+    project_ids = RoleBinding.objects.filter(subject).values_list("project_id", flat=True)
+    return {pid: roles[0] for pid, roles in roles_in_projects(principal, project_ids).items()}
+
+
+def robot_list(*, project: Project) -> QuerySet[Robot]:
+    """A project's robot accounts, by name."""
+    return Robot.objects.filter(project=project).order_by("name")
+
+
+def robot_get(*, project: Project, robot_id: int) -> Robot | None:
+    return Robot.objects.filter(project=project, id=robot_id).first()
+
+
+def user_list():
+    """Every user account, by name."""
+    return get_user_model().objects.order_by("username")
+
+
+def user_get(*, user_id: int):
+    return get_user_model().objects.filter(id=user_id).first()
+
+
+def group_list() -> QuerySet[Group]:
+    """Every group, by name, with its members and the number of projects it has a role in."""
+    return (
+        Group.objects.order_by("name")
+        .annotate(projects=Count("role_bindings", distinct=True))
+        .prefetch_related("user_set")
+    )

@@ -1,7 +1,7 @@
 """Writes of the distribution app: uploads, blobs, manifests and tags."""
 
 from .blobs import blob_delete, blob_mount
-from .manifests import manifest_delete, manifest_put
+from .manifests import manifest_delete, manifest_put, tag_create
 from .repositories import project_delete
 from .uploads import (
     upload_append,
@@ -18,6 +18,7 @@ __all__ = [
     "manifest_delete",
     "manifest_put",
     "project_delete",
+    "tag_create",
     "upload_append",
     "upload_cancel",
     "upload_complete",

@@ -16,6 +16,7 @@ from ..exceptions import (
     ManifestReferenced,
     ManifestTooLarge,
     ManifestUnknown,
+    TagInvalid,
 )
 from ..grammar import check_digest, check_tag, is_digest, reference_name
 from ..manifests import ParsedManifest, parse_manifest
@@ -111,6 +112,44 @@ def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYST
             )
         manifest.delete()
         audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "manifest"})
+
+
+def tag_create(
+    *, repository_name: str, tag: str, digest: str, move: bool = False, actor: Actor = SYSTEM
+) -> Tag:
+    """Put ``tag`` on manifest ``digest`` of the repository, audited as a push of the tag.
+
+    A tag that names another manifest already is moved only when ``move``; otherwise
+    TagInvalid, so a console click cannot silently take a tag away from an artifact.
+    """
+    check_tag(tag)
+    check_digest(digest)
+    with transaction.atomic():
+        manifest = (
+            Manifest.objects.select_related("repository")
+            .filter(repository__name=repository_name, digest=digest)
+            .first()
+        )
+        if manifest is None:
+            raise ManifestUnknown("manifest unknown", detail={"digest": digest})
+        existing = (
+            Tag.objects.select_for_update().filter(repository=manifest.repository, name=tag).first()
+        )
+        if existing is not None and existing.manifest_id != manifest.pk and not move:
+            raise TagInvalid(
+                f"tag {tag!r} names another artifact already; remove it there first",
+                detail={"tag": tag},
+            )
+        row, _ = Tag.objects.update_or_create(
+            repository=manifest.repository, name=tag, defaults={"manifest": manifest}
+        )
+        audit_record(
+            actor=actor,
+            action="push",
+            resource=reference_name(repository_name, tag),
+            detail={"digest": digest, "media_type": manifest.media_type, "kind": "tag"},
+        )
+    return row
 
 
 def _check_reference_digest(reference: str, body: bytes) -> None:

@@ -1,0 +1,64 @@
+"""Filters for the console's templates."""
+
+from __future__ import annotations
+
+from django import template
+
+from console.forms import size_format
+
+register = template.Library()
+
+MEDIA_TYPES = {
+    "application/vnd.oci.image.manifest.v1+json": "OCI image",
+    "application/vnd.oci.image.index.v1+json": "OCI index",
+    "application/vnd.docker.distribution.manifest.v2+json": "Docker image",
+    "application/vnd.docker.distribution.manifest.list.v2+json": "Docker manifest list",
+}
+
+
+@register.filter
+def size(value: int | None) -> str:
+    return size_format(value)
+
+
+@register.filter
+def short_digest(digest: str) -> str:
+    """``sha256:0123456789ab`` (the first 12 hex digits)."""
+    algorithm, _, encoded = digest.partition(":")
+    return f"{algorithm}:{encoded[:12]}" if encoded else digest
+
+
+@register.filter
+def media_kind(media_type: str) -> str:
+    """A short name for a manifest media type (the full one goes in a title)."""
+    return MEDIA_TYPES.get(media_type, media_type)
+
+
+@register.filter
+def percent(used: int, quota: int | None) -> int:
+    if not quota:
+        return 0
+    return min(100, round(100 * used / quota))
+
+
+@register.filter
+def audit_detail(detail: dict) -> str:
+    """``key=value, ...`` with digests shortened (the full detail goes in a title)."""
+    if not isinstance(detail, dict):
+        return str(detail)
+    parts = []
+    for key, value in detail.items():
+        digest = isinstance(value, str) and value.startswith(("sha256:", "sha512:"))
+        parts.append(f"{key}={short_digest(value) if digest else value}")
+    return ", ".join(parts)
+
+
+@register.filter
+def size_input(value: int | None) -> str:
+    """A size as the quota field reads it back: ``10G``, ``512M``, or bytes."""
+    if not value:
+        return ""
+    for unit, factor in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value % factor == 0:
+            return f"{value // factor}{unit}"
+    return str(value)
