@@ -129,6 +129,8 @@ class ProjectView(ApiView):
         self.require((Res.PROJECT, Act.UPDATE), found)
         body = ProjectIn(data=request.data)
         body.is_valid(raise_exception=True)
+        if body.quota(found.quota_bytes) != found.quota_bytes:
+            self.require((Res.QUOTA, Act.UPDATE), found)  # quotas are the system admin's
         project_update(
             project=found,
             public=body.visibility(),
