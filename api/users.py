@@ -86,7 +86,7 @@ class CurrentUserView(CurrentUserMixin):
     @extend_schema(
         operation_id="getCurrentUserInfo",
         summary="The caller's account",
-        responses={200: UserSerializer, **errors(401)},
+        responses={200: UserSerializer, **errors(401, 403)},
     )
     def get(self, request: Request) -> Response:
         return Response(user_out(self.current_user()))
@@ -98,7 +98,7 @@ class CliSecretView(CurrentUserMixin):
     @extend_schema(
         operation_id="getCurrentUserCliSecret",
         summary="The caller's CLI secret",
-        responses={200: CliSecretSerializer},
+        responses={200: CliSecretSerializer, **errors(401, 403)},
     )
     def get(self, request: Request) -> Response:
         return Response({"secret": cli_secret_get(user=self.current_user())})
@@ -107,7 +107,7 @@ class CliSecretView(CurrentUserMixin):
         operation_id="refreshCurrentUserCliSecret",
         summary="Replace the caller's CLI secret",
         request=None,
-        responses=CliSecretSerializer,
+        responses={200: CliSecretSerializer, **errors(401, 403)},
     )
     def post(self, request: Request) -> Response:
         secret = cli_secret_regenerate(user=self.current_user(), actor=self.actor)
