@@ -5,6 +5,9 @@ Errors are rendered by the REST API's one exception handler (api.errors).
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.exceptions import (
     ParseError,
     UnsupportedMediaType,
@@ -16,6 +19,13 @@ from rest_framework.response import Response
 from rbac.apply import change_as_dict, documents_apply, documents_parse
 
 from .base import ApiView
+from .schema import errors
+
+
+class ApplyResultSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    changes = serializers.ListField(child=serializers.DictField())
+
 
 JSON_TYPES = {"application/json"}
 # A body without a type is read as YAML too: JSON documents are YAML as well.
@@ -31,6 +41,15 @@ class ApplyView(ApiView):
 
     renderer_classes = [JSONRenderer]
 
+    @extend_schema(
+        operation_id="apply",
+        summary="Apply project and role-binding documents",
+        parameters=[
+            OpenApiParameter("dry_run", bool, description="Report the changes, make none.")
+        ],
+        request={"application/yaml": OpenApiTypes.STR, "application/json": OpenApiTypes.OBJECT},
+        responses={200: ApplyResultSerializer, **errors(400, 401, 403)},
+    )
     def post(self, request: Request) -> Response:
         principal = self.principal
         dry_run = FLAGS.get(request.query_params.get("dry_run", "").lower())

@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework.authentication import CSRFCheck
 from rest_framework.exceptions import NotAuthenticated, NotFound, ParseError, PermissionDenied
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -158,15 +160,27 @@ def _page_link(request: Request, page: int, size: int, rel: str) -> str:
 Q_TERM = re.compile(r"^(?P<key>[a-z_]+)=(?P<op>~?)(?P<value>.*)$")
 
 
+RANGE = re.compile(r"^\[(?P<low>[^~\]]*)~(?P<high>[^~\]]*)\]$")
+
+
 @dataclass(frozen=True)
 class Term:
     key: str
     value: str
     fuzzy: bool
 
+    @property
+    def range(self) -> tuple[str, str] | None:
+        """``[low~high]`` (either end may be empty) as ``(low, high)``; None if not a range."""
+        match = RANGE.match(self.value)
+        return (match["low"].strip(), match["high"].strip()) if match else None
+
 
 def q_terms(request: Request, allowed: Iterable[str]) -> list[Term]:
     """``q=name=~dev,public=true``: exact (``k=v``) and fuzzy (``k=~v``) terms, comma-joined.
+
+    A value ``[low~high]`` is a range (``op_time=[2026-01-01 00:00:00~2026-02-01 00:00:00]``),
+    open on a side left empty; q_filter applies it to the fields named in ``ranges``.
 
     Plain query parameters with an allowed key (``?name=dev``) count as exact terms.
     Unknown keys are a 400, so a typo does not silently return everything.
@@ -187,14 +201,43 @@ def q_terms(request: Request, allowed: Iterable[str]) -> list[Term]:
     return terms
 
 
-def q_filter(queryset: QuerySet, terms: list[Term], fields: dict[str, str]) -> QuerySet:
-    """Apply terms to a queryset; ``fields`` maps filter keys to model fields."""
+def q_filter(
+    queryset: QuerySet, terms: list[Term], fields: dict[str, str], *, times: Iterable[str] = ()
+) -> QuerySet:
+    """Apply terms to a queryset; ``fields`` maps filter keys to model fields.
+
+    Keys in ``times`` are date-times: ranges of them filter inclusively, each end
+    ``YYYY-MM-DD[ HH:MM:SS]`` in UTC (or with an offset).
+    """
     for term in terms:
         field = fields[term.key]
-        if term.fuzzy:
+        bounds = term.range if term.key in times else None
+        if term.key in times and bounds is None:
+            raise ParseError(f"{term.key} takes a range: [low~high], either end may be empty")
+        if bounds is not None:
+            low, high = (_moment(term.key, end) if end else None for end in bounds)
+            if low is not None:
+                queryset = queryset.filter(**{f"{field}__gte": low})
+            if high is not None:
+                queryset = queryset.filter(**{f"{field}__lte": high})
+        elif term.fuzzy:
             queryset = queryset.filter(**{f"{field}__icontains": term.value})
         elif field.endswith("public"):
             queryset = queryset.filter(**{field: term.value.lower() in ("true", "1")})
         else:
             queryset = queryset.filter(**{field: term.value})
     return queryset
+
+
+def _moment(key: str, text: str) -> datetime:
+    try:
+        moment = parse_datetime(text) or _midnight(parse_date(text))
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise ParseError(f"{key}: {text!r} is not a date-time like 2026-01-31 23:59:59")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _midnight(day: date | None) -> datetime | None:
+    return datetime(day.year, day.month, day.day) if day else None

@@ -11,8 +11,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework.exceptions import APIException, Throttled
+from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from projects.exceptions import (
     ProjectExists,
@@ -26,9 +27,16 @@ from rbac.exceptions import (
     ApplyInvalid,
     BindingInvalid,
     CredentialsInvalid,
+    GroupExists,
+    GroupInvalid,
     LoginFailed,
     LoginThrottled,
+    PasswordInvalid,
+    PasswordWrong,
     RobotInvalid,
+    UserChangeDenied,
+    UserExists,
+    UserInvalid,
 )
 
 from .projects import MemberExists
@@ -46,10 +54,39 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (QuotaInvalid, 400),
     (BindingInvalid, 400),
     (RobotInvalid, 400),
+    (UserExists, 409),
+    (GroupExists, 409),
+    (UserChangeDenied, 403),
+    (PasswordWrong, 403),
+    (UserInvalid, 400),
+    (PasswordInvalid, 400),
+    (GroupInvalid, 400),
     (ProjectNotFound, 404),
     (ProjectNotEmpty, 412),
     (RequestDataTooBig, 413),
 )
+
+
+def _messages(exc: Exception) -> list[str]:
+    """One line per problem; a serializer's field errors as ``field: message``."""
+    if not isinstance(exc, ValidationError):
+        return [str(exc)]
+    lines: list[str] = []
+
+    def walk(detail: Any, path: str) -> None:
+        if isinstance(detail, dict):
+            for key, value in detail.items():
+                walk(value, key if not path else f"{path}.{key}")
+        elif isinstance(detail, list):
+            for value in detail:
+                walk(value, path)
+        elif path and path != api_settings.NON_FIELD_ERRORS_KEY:
+            lines.append(f"{path}: {detail}")
+        else:
+            lines.append(str(detail))
+
+    walk(exc.detail, "")
+    return lines or ["invalid request"]
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -61,7 +98,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if found is None:
             return None
         status = found
-    messages = getattr(exc, "problems", None) or [str(exc)]
+    messages = getattr(exc, "problems", None) or _messages(exc)
     code = HTTPStatus(status).name
     response = Response(
         {"errors": [{"code": code, "message": message} for message in messages]}, status=status

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Count
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -24,6 +25,7 @@ from rbac.roles import ROLE_IDS, ROLES_BY_ID, Act, Res, Role
 from rbac.selectors import role_counts, roles_in_projects, visible_projects
 
 from .base import ApiView, paginate, q_filter, q_terms
+from .schema import PAGE_HEADERS, done, errors, listing, page_parameters
 
 
 def _flag(value: Any) -> bool:
@@ -52,6 +54,42 @@ class ProjectIn(serializers.Serializer):
         return None if limit is None or limit < 0 else limit
 
 
+class ProjectMetadataSerializer(serializers.Serializer):
+    public = serializers.ChoiceField(choices=["true", "false"])
+
+
+class ProjectSerializer(serializers.Serializer):
+    project_id = serializers.IntegerField()
+    name = serializers.CharField()
+    owner_id = serializers.IntegerField(allow_null=True)
+    owner_name = serializers.CharField(allow_blank=True)
+    creation_time = serializers.DateTimeField()
+    repo_count = serializers.IntegerField(allow_null=True)
+    metadata = ProjectMetadataSerializer()
+    storage_limit = serializers.IntegerField(help_text="Bytes; -1: no limit.")
+    current_user_role_id = serializers.IntegerField(help_text="0: no role.")
+    current_user_role_ids = serializers.ListField(child=serializers.IntegerField())
+
+
+class StorageAmountSerializer(serializers.Serializer):
+    storage = serializers.IntegerField()
+
+
+class SummaryQuotaSerializer(serializers.Serializer):
+    hard = StorageAmountSerializer()
+    used = StorageAmountSerializer()
+
+
+class ProjectSummarySerializer(serializers.Serializer):
+    repo_count = serializers.IntegerField()
+    quota = SummaryQuotaSerializer()
+    project_admin_count = serializers.IntegerField(required=False)
+    maintainer_count = serializers.IntegerField(required=False)
+    developer_count = serializers.IntegerField(required=False)
+    guest_count = serializers.IntegerField(required=False)
+    limited_guest_count = serializers.IntegerField(required=False)
+
+
 def project_out(project: Project, roles: list[Role]) -> dict[str, Any]:
     return {
         "project_id": project.pk,
@@ -72,6 +110,12 @@ class ProjectListView(ApiView):
 
     anonymous_reads = True
 
+    @extend_schema(
+        operation_id="listProjects",
+        summary="List the projects the caller may see",
+        parameters=[*page_parameters("name", "public", "owner"), *PAGE_HEADERS],
+        responses=listing(ProjectSerializer, 400, 401),
+    )
     def get(self, request: Request) -> Response:
         terms = q_terms(request, ("name", "public", "owner"))
         fields = {"name": "name", "public": "public", "owner": "owner__username"}
@@ -83,6 +127,12 @@ class ProjectListView(ApiView):
         )
         return _project_page(self, request, projects)
 
+    @extend_schema(
+        operation_id="createProject",
+        summary="Create a project",
+        request=ProjectIn,
+        responses={**done("Created.", 201), **errors(400, 401, 403, 409)},
+    )
     def post(self, request: Request) -> Response:
         self.require((System.PROJECT, Act.CREATE))
         body = ProjectIn(data=request.data)
@@ -117,6 +167,11 @@ class ProjectView(ApiView):
 
     anonymous_reads = True
 
+    @extend_schema(
+        operation_id="getProject",
+        summary="Get a project (by name or id)",
+        responses={200: ProjectSerializer, **errors(401, 404)},
+    )
     def get(self, request: Request, project: str) -> Response:
         found = self.visible_project(project)
         found.repo_count = found.repositories.count()  # type: ignore[attr-defined]
@@ -124,6 +179,12 @@ class ProjectView(ApiView):
             project_out(found, roles_in_projects(self.principal, [found.pk]).get(found.pk, []))
         )
 
+    @extend_schema(
+        operation_id="updateProject",
+        summary="Change a project's visibility or storage limit",
+        request=ProjectIn,
+        responses={**done(), **errors(400, 401, 403, 404)},
+    )
     def put(self, request: Request, project: str) -> Response:
         found = self.visible_project(project)
         self.require((Res.PROJECT, Act.UPDATE), found)
@@ -139,6 +200,11 @@ class ProjectView(ApiView):
         )
         return Response(status=200)
 
+    @extend_schema(
+        operation_id="deleteProject",
+        summary="Delete an empty project",
+        responses={**done(), **errors(401, 403, 404, 412)},
+    )
     def delete(self, request: Request, project: str) -> Response:
         found = self.visible_project(project)
         self.require((Res.PROJECT, Act.DELETE), found)
@@ -151,6 +217,11 @@ class ProjectSummaryView(ApiView):
 
     anonymous_reads = True
 
+    @extend_schema(
+        operation_id="getProjectSummary",
+        summary="A project's repository count, members per role and quota",
+        responses={200: ProjectSummarySerializer, **errors(401, 403, 404)},
+    )
     def get(self, request: Request, project: str) -> Response:
         found = self.visible_project(project)
         self.require((Res.QUOTA, Act.READ), found)
@@ -197,6 +268,20 @@ class MemberExists(Exception):
     """The subject holds a role in the project already (409; PUT changes it)."""
 
 
+class MemberSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project_id = serializers.IntegerField()
+    entity_name = serializers.CharField()
+    entity_type = serializers.ChoiceField(choices=["u", "g", "r"])
+    entity_id = serializers.IntegerField()
+    role_id = serializers.IntegerField()
+    role_name = serializers.CharField()
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role_id = serializers.ChoiceField(choices=sorted(ROLES_BY_ID))
+
+
 def member_out(binding: RoleBinding) -> dict[str, Any]:
     role = Role(binding.role)
     kind, _, name = binding.subject.partition(":")
@@ -215,6 +300,16 @@ def member_out(binding: RoleBinding) -> dict[str, Any]:
 class MemberListView(ApiView):
     """GET the project's members (``entityname`` filters); POST adds a user or group."""
 
+    @extend_schema(
+        operation_id="listProjectMembers",
+        summary="List a project's members",
+        parameters=[
+            OpenApiParameter("entityname", str, description="Part of a user or group name."),
+            *page_parameters(),
+            *PAGE_HEADERS,
+        ],
+        responses=listing(MemberSerializer, 400, 401, 403, 404),
+    )
     def get(self, request: Request, project: str) -> Response:
         found = self.visible_project(project)
         self.require((Res.MEMBER, Act.LIST), found)
@@ -227,6 +322,12 @@ class MemberListView(ApiView):
             )
         return paginate(request, rows, member_out)
 
+    @extend_schema(
+        operation_id="createProjectMember",
+        summary="Add a user or group to a project",
+        request=MemberIn,
+        responses={**done("Created.", 201), **errors(400, 401, 403, 404, 409)},
+    )
     def post(self, request: Request, project: str) -> Response:
         found = self.visible_project(project)
         self.require((Res.MEMBER, Act.CREATE), found)
@@ -265,9 +366,20 @@ class MemberView(ApiView):
             raise NotFound(f"no member {member_id} in project {found.name}")
         return binding
 
+    @extend_schema(
+        operation_id="getProjectMember",
+        summary="Get a project member",
+        responses={200: MemberSerializer, **errors(401, 403, 404)},
+    )
     def get(self, request: Request, project: str, member_id: int) -> Response:
         return Response(member_out(self._member(project, member_id, (Res.MEMBER, Act.READ))))
 
+    @extend_schema(
+        operation_id="updateProjectMember",
+        summary="Change a member's role",
+        request=MemberRoleSerializer,
+        responses={**done(), **errors(400, 401, 403, 404)},
+    )
     def put(self, request: Request, project: str, member_id: int) -> Response:
         binding = self._member(project, member_id, (Res.MEMBER, Act.UPDATE))
         role_id = request.data.get("role_id") if isinstance(request.data, dict) else None
@@ -279,6 +391,11 @@ class MemberView(ApiView):
         )
         return Response(status=200)
 
+    @extend_schema(
+        operation_id="deleteProjectMember",
+        summary="Remove a member from a project",
+        responses={**done(), **errors(401, 403, 404)},
+    )
     def delete(self, request: Request, project: str, member_id: int) -> Response:
         binding = self._member(project, member_id, (Res.MEMBER, Act.DELETE))
         subject = Subject(*binding.subject.split(":", 1))

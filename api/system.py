@@ -9,6 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -16,6 +18,32 @@ from distribution.blobstore import blob_store
 from rbac.policy import project_creation_restriction
 
 from .base import ApiView
+
+
+class SystemInfoSerializer(serializers.Serializer):
+    harbor_version = serializers.CharField()
+    auth_mode = serializers.CharField()
+    auth_modes = serializers.ListField(child=serializers.CharField())
+    registry_url = serializers.CharField()
+    read_only = serializers.BooleanField()
+    self_registration = serializers.BooleanField()
+    oidc_provider_name = serializers.CharField(allow_blank=True)
+    project_creation_restriction = serializers.CharField(
+        required=False, help_text="Shown to logged-in callers."
+    )
+
+
+class ComponentHealthSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=["healthy", "unhealthy"])
+    error = serializers.CharField(required=False)
+    latency_ms = serializers.FloatField()
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["healthy", "unhealthy"])
+    components = ComponentHealthSerializer(many=True)
+
 
 VERSION = "0.1.0"
 
@@ -34,6 +62,11 @@ class SystemInfoView(ApiView):
 
     anonymous_reads = True
 
+    @extend_schema(
+        operation_id="getSystemInfo",
+        summary="What clients need to know about this registry",
+        responses=SystemInfoSerializer,
+    )
     def get(self, request: Request) -> Response:
         info = {
             "harbor_version": f"harborpy {VERSION}",
@@ -79,6 +112,14 @@ class HealthView(ApiView):
 
     anonymous_reads = True
 
+    @extend_schema(
+        operation_id="getHealth",
+        summary="Each component's health",
+        responses={
+            200: HealthSerializer,
+            503: OpenApiResponse(HealthSerializer, description="A component is unhealthy."),
+        },
+    )
     def get(self, request: Request) -> Response:
         components: list[dict[str, Any]] = []
         for name, check in COMPONENTS.items():

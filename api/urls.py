@@ -2,7 +2,18 @@
 
 from django.urls import path
 
-from . import apply, projects, system, users
+from . import (
+    apply,
+    audit,
+    configurations,
+    groups,
+    openapi,
+    projects,
+    quotas,
+    robots,
+    system,
+    users,
+)
 
 P = "projects/<str:project>"
 
@@ -12,9 +23,33 @@ urlpatterns = [
     path(f"{P}/summary", projects.ProjectSummaryView.as_view()),
     path(f"{P}/members", projects.MemberListView.as_view()),
     path(f"{P}/members/<int:member_id>", projects.MemberView.as_view()),
+    path(f"{P}/robots", robots.ProjectRobotListView.as_view()),
+    path(f"{P}/logs", audit.ProjectLogListView.as_view()),
+    path("robots", robots.RobotListView.as_view()),
+    path("robots/<int:robot_id>", robots.RobotView.as_view()),
+    path("robots/<int:robot_id>/secret", robots.RobotSecretView.as_view()),
+    path("users", users.UserListView.as_view()),
     path("users/current", users.CurrentUserView.as_view()),
     path("users/current/cli_secret", users.CliSecretView.as_view()),
+    path("users/search", users.UserSearchView.as_view()),
+    path("users/<int:user_id>", users.UserView.as_view()),
+    path("users/<int:user_id>/sysadmin", users.UserSysAdminView.as_view()),
+    path("users/<int:user_id>/password", users.UserPasswordView.as_view()),
+    path("usergroups", groups.UserGroupListView.as_view()),
+    path("usergroups/search", groups.UserGroupSearchView.as_view()),
+    path("usergroups/<int:group_id>", groups.UserGroupView.as_view()),
+    path("audit-logs", audit.AuditLogListView.as_view()),
+    path("audit-logs/verify", audit.AuditLogVerifyView.as_view()),
+    path("quotas", quotas.QuotaListView.as_view()),
+    path("quotas/<int:quota_id>", quotas.QuotaView.as_view()),
+    path("statistics", quotas.StatisticView.as_view()),
+    path("configurations", configurations.ConfigurationsView.as_view()),
     path("apply", apply.ApplyView.as_view()),
     path("systeminfo", system.SystemInfoView.as_view()),
     path("health", system.HealthView.as_view()),
+    # the OpenAPI document, and Swagger UI over it (docs/api.md)
+    path("openapi.json", openapi.OpenApiJsonView.as_view()),
+    path("openapi.yaml", openapi.OpenApiYamlView.as_view()),
+    path("docs/", openapi.DocsView.as_view()),
+    path("docs/assets/<path:path>", openapi.docs_asset),
 ]

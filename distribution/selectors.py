@@ -180,6 +180,13 @@ def project_usage(*, project: Project) -> int:
     return int(total or 0)
 
 
+def storage_usage() -> int:
+    """Bytes of the distinct blobs any repository holds (what every project uses, once each)."""
+    linked = RepositoryBlob.objects.values("blob_id")
+    total = Blob.objects.filter(id__in=linked).aggregate(total=Sum("size"))["total"]
+    return int(total or 0)
+
+
 def referrers(*, repository_name: str, digest: str, artifact_type: str | None) -> dict[str, Any]:
     """The OCI index of manifests in the repository whose subject is ``digest``."""
     check_digest(digest)

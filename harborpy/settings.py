@@ -324,7 +324,34 @@ HARBORPY_TOKEN_ISSUER = os.environ.get("HARBORPY_TOKEN_ISSUER", "harborpy-token-
 # --- REST API (/api/v2.0/) -------------------------------------------------------------------
 
 # Errors of every API view in one shape, from one handler.
-REST_FRAMEWORK = {"EXCEPTION_HANDLER": "api.errors.exception_handler"}
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI document of /api/v2.0/ (api/openapi.py; docs/api.md). Paths are written as
+# Harbor writes them, under a server URL of /api/v2.0; Swagger UI's files come from the
+# drf-spectacular-sidecar package, served by the API itself (no CDN).
+INSTALLED_APPS += ["drf_spectacular"]
+SPECTACULAR_SETTINGS = {
+    "TITLE": "harborpy API",
+    "DESCRIPTION": "Harbor's v2.0 REST API, as far as harborpy implements it.",
+    "VERSION": "2.0",
+    "OAS_VERSION": "3.1.0",
+    "SERVERS": [{"url": "/api/v2.0"}],
+    "SCHEMA_PATH_PREFIX": r"/api/v2\.0",
+    "SCHEMA_PATH_PREFIX_TRIM": True,
+    "PREPROCESSING_HOOKS": ["api.openapi.api_paths_only"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "APPEND_COMPONENTS": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
+    "SECURITY": [{"basic": []}],
+    "SWAGGER_UI_DIST": "/api/v2.0/docs/assets/swagger-ui-dist",
+    "SWAGGER_UI_FAVICON_HREF": "/api/v2.0/docs/assets/swagger-ui-dist/favicon-32x32.png",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": False},
+}
 
 # --- console logins and OIDC single sign-on (docs/oidc.md) -----------------------------------
 

@@ -45,5 +45,33 @@ class ApplyDenied(ApplyError):
     """The principal may not make some of the file's changes."""
 
 
+class UserExists(Exception):
+    """A user with this name exists already."""
+
+
 class UserInvalid(Exception):
-    """A user account cannot be created or changed as asked."""
+    """A user account cannot be created or changed as asked (a bad name, an SSO account...)."""
+
+
+class UserChangeDenied(Exception):
+    """A change an administrator may not make to their own account (demote or delete it)."""
+
+
+class PasswordInvalid(Exception):
+    """A new password the password validators refuse; ``problems`` lists why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class PasswordWrong(Exception):
+    """The old password given to change a password is not the account's password."""
+
+
+class GroupExists(Exception):
+    """A group with this name exists already."""
+
+
+class GroupInvalid(Exception):
+    """A group cannot be created or changed as asked."""

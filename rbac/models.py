@@ -131,3 +131,22 @@ class SystemSetting(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class GroupType(models.Model):
+    """Where a group comes from, in Harbor's numbers: 1 LDAP, 2 HTTP (made here), 3 OIDC.
+
+    Groups made by LDAP or SSO logins have no row; ``rbac.groups.group_type_of``
+    reports them by the login method in use.
+    """
+
+    LDAP, HTTP, OIDC = 1, 2, 3
+    CHOICES = [(LDAP, "LDAP"), (HTTP, "HTTP"), (OIDC, "OIDC")]
+
+    group = models.OneToOneField(
+        Group, primary_key=True, on_delete=models.CASCADE, related_name="kind"
+    )
+    group_type = models.PositiveSmallIntegerField(choices=CHOICES, default=HTTP)
+
+    def __str__(self) -> str:
+        return f"{self.group_id}: {self.get_group_type_display()}"

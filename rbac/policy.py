@@ -51,6 +51,7 @@ class System(StrEnum):
     ROBOT = "system-robot"
     SETTING = "setting"
     AUDIT_LOG = "audit-log"
+    QUOTA = "quota"  # every project's quota and the storage used in all
 
 
 class Kind(StrEnum):

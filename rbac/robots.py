@@ -89,6 +89,16 @@ def robot_set_disabled(*, robot: Robot, disabled: bool, actor: Actor) -> Robot:
     return robot
 
 
+def robot_describe(*, robot: Robot, description: str, actor: Actor) -> Robot:
+    """Change a robot's description."""
+    if description != robot.description:
+        with transaction.atomic():
+            robot.description = description
+            robot.save(update_fields=["description"])
+            _audit(actor, robot, "described", description=description)
+    return robot
+
+
 def robot_delete(*, robot: Robot, actor: Actor) -> None:
     with transaction.atomic():
         _audit(actor, robot, "deleted")

@@ -12,7 +12,7 @@ from projects.models import Project
 
 from .models import Robot, RoleBinding
 from .policy import Kind, Principal
-from .roles import Role
+from .roles import PUBLIC_PERMISSIONS, ROBOT_ACTION_PERMISSIONS, ROLE_PERMISSIONS, Permission, Role
 
 
 def _binding_subject(principal: Principal) -> Q | None:
@@ -41,6 +41,40 @@ def visible_projects(principal: Principal) -> QuerySet[Project]:
     if robot_projects:
         seen |= Q(name__in=robot_projects)
     return projects.filter(seen)
+
+
+def projects_permitting(principal: Principal, permission: Permission) -> QuerySet[Project]:
+    """The projects where ``principal`` may do ``permission``, in one query.
+
+    The list form of ``policy.authorize`` for one permission, read from the same
+    role table: roles that grant it, public projects if the public may, a
+    robot's permission list.  (tests/rbac checks the two agree.)
+    """
+    projects = Project.objects.all()
+    if principal.is_admin:
+        return projects
+    if principal.token_access is not None:
+        return projects.none()
+    allowed = Q(public=True) if permission in PUBLIC_PERMISSIONS else Q(pk__in=[])
+    roles = [role for role, granted in ROLE_PERMISSIONS.items() if permission in granted]
+    subject = _binding_subject(principal)
+    if subject is not None and roles:
+        allowed |= Q(
+            pk__in=RoleBinding.objects.filter(subject, role__in=roles).values("project_id")
+        )
+    robot_projects = [
+        entry.get("project")
+        for entry in principal.robot_permissions
+        if any(
+            permission in ROBOT_ACTION_PERMISSIONS.get(action, frozenset())
+            for action in entry.get("actions", ())
+        )
+    ]
+    if "*" in robot_projects:
+        return projects
+    if robot_projects:
+        allowed |= Q(name__in=robot_projects)
+    return projects.filter(allowed)
 
 
 def roles_in_projects(principal: Principal, project_ids: Iterable[int]) -> dict[int, list[Role]]:

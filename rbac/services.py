@@ -14,16 +14,13 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.password_validation import validate_password
-from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from audit.services import SYSTEM, Actor, audit_record
 
 from .cli_secrets import cli_secret_matches
-from .exceptions import LoginFailed, LoginThrottled, UserInvalid
+from .exceptions import LoginFailed, LoginThrottled
 from .models import ROBOT_PREFIX
 
 ADMIN = "admin"
@@ -119,58 +116,3 @@ def _failures_key(name: str, source: str) -> str:
 def _audit_login(actor: Actor, name: str, result: str) -> None:
     resource = name if name.startswith(ROBOT_PREFIX) else f"user:{name}"
     audit_record(actor=actor, action="login", resource=resource, detail={"result": result})
-
-
-def user_create(*, username: str, password: str, email: str = "", actor: Actor) -> AbstractBaseUser:
-    """Create a local user with a password (checked against the password rules)."""
-    if not username or username.startswith(ROBOT_PREFIX):
-        raise UserInvalid("a user name must not be empty or start with robot$")
-    try:
-        UnicodeUsernameValidator()(username)
-        validate_password(password)
-    except ValidationError as error:
-        raise UserInvalid(" ".join(error.messages)) from None
-    try:
-        with transaction.atomic():
-            user = get_user_model().objects.create_user(
-                username=username, email=email, password=password
-            )
-            _audit_user(actor, user, "created")
-    except IntegrityError:
-        raise UserInvalid(f"user {username!r} exists already") from None
-    return user
-
-
-def user_set_admin(*, user, admin: bool, actor: Actor):
-    """Grant or revoke system admin rights; nobody changes their own."""
-    _check_not_self(user, actor)
-    with transaction.atomic():
-        user.is_superuser = user.is_staff = admin
-        user.save(update_fields=["is_superuser", "is_staff"])
-        _audit_user(actor, user, "system admin granted" if admin else "system admin revoked")
-    return user
-
-
-def user_set_active(*, user, active: bool, actor: Actor):
-    """Enable or disable an account; a disabled user can neither log in nor use a secret."""
-    _check_not_self(user, actor)
-    with transaction.atomic():
-        user.is_active = active
-        user.save(update_fields=["is_active"])
-        _audit_user(actor, user, "enabled" if active else "disabled")
-    return user
-
-
-def _check_not_self(user, actor: Actor) -> None:
-    # An admin who locks themselves out may leave the registry without any admin.
-    if user.get_username() == actor.name:
-        raise UserInvalid("you cannot change your own account's rights or state")
-
-
-def _audit_user(actor: Actor, user, change: str) -> None:
-    audit_record(
-        actor=actor,
-        action="user",
-        resource=f"user:{user.get_username()}",
-        detail={"change": change},
-    )

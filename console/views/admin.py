@@ -11,10 +11,10 @@ from django.shortcuts import redirect, render
 
 from audit.selectors import audit_actions, audit_list, audit_verify
 from rbac.bindings import setting_set
-from rbac.exceptions import UserInvalid
+from rbac.exceptions import PasswordInvalid, UserChangeDenied, UserExists, UserInvalid
 from rbac.policy import PROJECT_CREATION, PROJECT_CREATION_CHOICES, project_creation_restriction
 from rbac.selectors import group_list, user_get, user_list
-from rbac.services import user_create, user_set_active, user_set_admin
+from rbac.users import user_create, user_set_active, user_set_admin
 
 from ..access import actor_of, console_page, system_access
 from ..forms import flag
@@ -34,7 +34,7 @@ def users_page(request: HttpRequest) -> HttpResponse:
                 email=request.POST.get("email", "").strip(),
                 actor=actor_of(request),
             )
-        except UserInvalid as error:
+        except (UserInvalid, UserExists, PasswordInvalid) as error:
             messages.error(request, str(error))
         else:
             messages.success(request, f"User {user.get_username()} was created.")
@@ -63,7 +63,7 @@ def _user_change(request: HttpRequest, user_id: int, service, **change: bool) ->
         raise Http404("no such user")
     try:
         service(user=user, actor=actor_of(request), **change)
-    except UserInvalid as error:
+    except UserChangeDenied as error:
         messages.error(request, str(error))
     else:
         messages.success(request, f"User {user.get_username()} was changed.")
