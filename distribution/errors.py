@@ -40,6 +40,8 @@ ERROR_TABLE: dict[type[exc.RegistryError], tuple[str, int]] = {
     exc.Unsupported: ("UNSUPPORTED", 405),
     exc.RouteUnknown: ("UNSUPPORTED", 404),
     exc.InternalError: ("UNKNOWN", 500),
+    # the reference registry's code for "try again later"
+    exc.Unavailable: ("UNAVAILABLE", 503),
 }
 
 
@@ -53,6 +55,6 @@ def error_response(error: exc.RegistryError) -> HttpResponse:
     )
     if isinstance(error, exc.Unauthorized):
         response["WWW-Authenticate"] = error.challenge
-    elif isinstance(error, exc.TooManyRequests):
+    elif isinstance(error, exc.TooManyRequests | exc.Unavailable):
         response["Retry-After"] = str(error.retry_after)
     return response

@@ -134,3 +134,11 @@ class QuotaExceeded(RegistryError):
 
 class Unsupported(RegistryError):
     """The operation is not supported here."""
+
+
+class Unavailable(RegistryError):
+    """The registry cannot do this right now; the client should retry after ``retry_after`` s."""
+
+    def __init__(self, message: str, *, retry_after: int, detail: Any = None) -> None:
+        super().__init__(message, detail)
+        self.retry_after = retry_after

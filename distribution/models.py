@@ -8,6 +8,7 @@ kept whole in the database, returned byte for byte.
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 DIGEST_MAX = 135  # "sha512:" + 128 hex digits
 
@@ -28,12 +29,34 @@ class Repository(models.Model):
         return self.name
 
 
+class BlobState(models.TextChoices):
+    """Where a blob is in garbage collection (docs/gc.md).
+
+    ``marked``: a running GC found it unreferenced and untouched for the grace
+    window; any push that uses it brings it back to ``active``.  ``deleting``:
+    the GC has decided, its bytes are going; pushes treat it as missing.
+    """
+
+    ACTIVE = "active"
+    MARKED = "marked"
+    DELETING = "deleting"
+
+
 class Blob(models.Model):
-    """A content-addressed blob in the store; one row per digest, whatever links to it."""
+    """A content-addressed blob in the store; one row per digest, whatever links to it.
+
+    ``touched_at`` is the last time a push used it (upload, mount, HEAD,
+    manifest put); garbage collection spares blobs touched within its grace window.
+    """
 
     digest = models.CharField(max_length=DIGEST_MAX, unique=True)
     size = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(max_length=8, choices=BlobState.choices, default=BlobState.ACTIVE)
+    touched_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "id"], name="blob_state")]
 
     def __str__(self) -> str:
         return self.digest
@@ -112,8 +135,41 @@ class Upload(models.Model):
     busy_since = models.DateTimeField(null=True, blank=True)
     # Token of the request that holds busy_since; its writes count only while it holds it.
     claim = models.CharField(max_length=36, blank=True)
+    # The digest a completion is committing right now: garbage collection keeps that blob.
+    committing = models.CharField(max_length=DIGEST_MAX, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"upload {self.id} to {self.repository_name}"
+
+
+class GCStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class GCRun(models.Model):
+    """One garbage collection: what it was asked to do, what it freed, and its log.
+
+    ``pending`` rows wait for a worker (``distribution.gc_run``); the counters
+    say what was deleted, or for a dry run what would be.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=9, choices=GCStatus.choices, default=GCStatus.PENDING)
+    dry_run = models.BooleanField(default=False)
+    untagged = models.BooleanField(default=False)
+    grace = models.IntegerField(help_text="seconds")
+    blobs_deleted = models.IntegerField(default=0)
+    bytes_freed = models.BigIntegerField(default=0)
+    manifests_deleted = models.IntegerField(default=0)
+    uploads_deleted = models.IntegerField(default=0)
+    log = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"gc run {self.pk} ({self.status})"

@@ -18,7 +18,7 @@ from .blobstore import blob_store
 from .exceptions import BlobUnknown, ManifestUnknown, NameUnknown, PaginationInvalid
 from .grammar import check_digest, check_name, check_tag, is_digest
 from .manifests import INDEX_TYPES, Descriptor, parse_manifest
-from .models import Blob, Manifest, Repository, RepositoryBlob, Tag
+from .models import Blob, BlobState, Manifest, Repository, RepositoryBlob, Tag
 from .storage import StorageError
 
 # The lookups every pull makes (a manifest by tag or digest, a blob of a repository)
@@ -41,9 +41,11 @@ def _hot_sql() -> dict[str, str]:
             f"JOIN {repository} r ON r.id = m.repository_id "
             f"JOIN {tag} t ON t.manifest_id = m.id WHERE r.name = %s AND t.name = %s"
         ),
+        # a blob garbage collection is deleting is gone already for readers
         "blob": (
             f"SELECT b.id, b.digest, b.size FROM {blob} b JOIN {link} l ON l.blob_id = b.id "
-            f"JOIN {repository} r ON r.id = l.repository_id WHERE r.name = %s AND b.digest = %s"
+            f"JOIN {repository} r ON r.id = l.repository_id WHERE r.name = %s AND b.digest = %s "
+            f"AND b.state <> '{BlobState.DELETING.value}'"
         ),
     }
 

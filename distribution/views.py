@@ -182,7 +182,7 @@ class BlobView(RegistryView):
     route = "blob"
 
     def head(self, request, name: str, digest: str) -> HttpResponse:
-        blob = selectors.blob_get(repository_name=name, digest=digest)
+        blob = services.blob_head(repository_name=name, digest=digest)
         response = HttpResponse(content_type="application/octet-stream")
         response["Content-Length"] = str(blob.size)
         response["Docker-Content-Digest"] = digest

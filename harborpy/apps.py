@@ -6,4 +6,4 @@ class HarborpyConfig(AppConfig):
     verbose_name = "harborpy"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import celery, checks  # noqa: F401  (the Celery app every process enqueues on; checks)

@@ -27,3 +27,24 @@ def storage_settings(app_configs, **kwargs) -> list[Error]:
     if settings.HARBORPY_PAGE_MAX < 1:
         errors.append(Error("HARBORPY_PAGE_MAX must be at least 1", id="harborpy.E004"))
     return errors
+
+
+@register()
+def gc_settings(app_configs, **kwargs) -> list[Error]:
+    from .celery import cron_schedule
+
+    errors = []
+    if settings.HARBORPY_GC_GRACE < 0:
+        errors.append(Error("HARBORPY_GC_GRACE cannot be negative", id="harborpy.E005"))
+    if settings.HARBORPY_GC_SCHEDULE:
+        try:
+            cron_schedule(settings.HARBORPY_GC_SCHEDULE)
+        except ValueError as error:
+            errors.append(
+                Error(
+                    f"HARBORPY_GC_SCHEDULE is not a cron expression: {error}",
+                    hint='five fields, e.g. "0 3 * * 6" (Saturdays at 03:00), or @daily',
+                    id="harborpy.E006",
+                )
+            )
+    return errors

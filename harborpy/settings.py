@@ -176,6 +176,15 @@ HARBORPY_READ_ONLY = _env_bool("HARBORPY_READ_ONLY", False)
 # Upload sessions untouched for this long may be reclaimed by garbage collection.
 HARBORPY_UPLOAD_EXPIRY = _env_int("HARBORPY_UPLOAD_EXPIRY", 24 * 3600)
 
+# --- garbage collection (docs/gc.md) -----------------------------------------------------------
+
+# Seconds a blob stays safe from GC after a push last used it (Harbor's two hours).
+HARBORPY_GC_GRACE = _env_int("HARBORPY_GC_GRACE", 2 * 3600)
+# Cron expression (minute hour day-of-month month day-of-week) for scheduled GC; empty: off.
+HARBORPY_GC_SCHEDULE = os.environ.get("HARBORPY_GC_SCHEDULE", "").strip()
+# Scheduled runs also delete untagged manifests.
+HARBORPY_GC_SCHEDULE_UNTAGGED = _env_bool("HARBORPY_GC_SCHEDULE_UNTAGGED", False)
+
 # --- background jobs ---------------------------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -1,6 +1,6 @@
 """Writes of the distribution app: uploads, blobs, manifests and tags."""
 
-from .blobs import blob_delete, blob_mount
+from .blobs import blob_delete, blob_head, blob_mount
 from .manifests import manifest_delete, manifest_put, tag_create
 from .repositories import project_delete
 from .uploads import (
@@ -14,6 +14,7 @@ from .uploads import (
 
 __all__ = [
     "blob_delete",
+    "blob_head",
     "blob_mount",
     "manifest_delete",
     "manifest_put",

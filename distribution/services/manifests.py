@@ -21,7 +21,7 @@ from ..exceptions import (
 from ..grammar import check_digest, check_tag, is_digest, reference_name
 from ..manifests import ParsedManifest, parse_manifest
 from ..models import Blob, Manifest, Repository, Tag
-from .repositories import repository_for_push
+from .repositories import blobs_touch, repository_for_push
 
 
 def manifest_put(
@@ -54,7 +54,8 @@ def manifest_put(
         repository = repository_for_push(repository_name)
         blobs = _referenced_blobs(repository, parsed)
         children = _referenced_children(repository, parsed)
-        manifest, created = Manifest.objects.get_or_create(
+        # Locked: garbage collection deletes an untagged manifest only under this lock too.
+        manifest, created = Manifest.objects.select_for_update().get_or_create(
             repository=repository,
             digest=parsed.digest,
             defaults={
@@ -164,9 +165,8 @@ def _check_reference_digest(reference: str, body: bytes) -> None:
 def _referenced_blobs(repository: Repository, parsed: ParsedManifest) -> list[Blob]:
     # Foreign layers (with urls) live elsewhere by design; everything else must be here.
     wanted = {d.digest: d for d in parsed.blobs if not d.urls}
-    found = {
-        b.digest: b for b in Blob.objects.filter(links__repository=repository, digest__in=wanted)
-    }
+    # Touching them is reading them: a blob garbage collection is deleting counts as missing.
+    found = {b.digest: b for b in blobs_touch(digests=sorted(wanted), repository=repository)}
     missing = sorted(set(wanted) - set(found))
     if missing:
         raise ManifestBlobUnknown(
@@ -186,7 +186,10 @@ def _referenced_children(repository: Repository, parsed: ParsedManifest) -> list
     wanted = {d.digest for d in parsed.manifests}
     if not wanted:
         return []
-    found = list(Manifest.objects.filter(repository=repository, digest__in=wanted))
+    # Locked until the index is stored, so garbage collection cannot delete a child meanwhile.
+    found = list(
+        Manifest.objects.select_for_update().filter(repository=repository, digest__in=wanted)
+    )
     missing = sorted(wanted - {m.digest for m in found})
     if missing:
         raise ManifestUnknown(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
 
 from audit.services import Actor, audit_record
 from projects.exceptions import ProjectNotEmpty
 from projects.models import Project
 
 from ..exceptions import NameInvalid, NameUnknown, QuotaExceeded
-from ..models import Blob, Repository, RepositoryBlob
+from ..models import Blob, BlobState, Repository, RepositoryBlob
 from ..selectors import project_usage
 
 
@@ -64,8 +68,10 @@ def quota_check(*, project: Project, digest: str, size: int) -> None:
         )
 
 
-def blob_link(*, repository: Repository, digest: str, size: int) -> Blob:
+def blob_link(*, repository: Repository, digest: str, size: int) -> Blob | None:
     """Record a stored blob and let ``repository`` see it (idempotent), within its quota.
+
+    Returns None, linking nothing, when garbage collection is deleting the blob.
 
     Call inside a transaction: the project row is locked while its quota is
     checked, so concurrent pushes cannot both slip under the limit.
@@ -76,11 +82,61 @@ def blob_link(*, repository: Repository, digest: str, size: int) -> Blob:
     # INSERT ... ON CONFLICT DO NOTHING: a new blob and link cost three statements
     # instead of get_or_create's eight (savepoints included), and races are harmless.
     Blob.objects.bulk_create([Blob(digest=digest, size=size)], ignore_conflicts=True)
-    blob = Blob.objects.get(digest=digest)
+    # The touch stands in for reading the row back: it returns it, and refreshes an old one.
+    touched = blobs_touch(digests=[digest])
+    if not touched:
+        return None
+    blob = touched[0]
     RepositoryBlob.objects.bulk_create(
         [RepositoryBlob(repository=repository, blob=blob)], ignore_conflicts=True
     )
     return blob
+
+
+def blobs_touch(
+    *,
+    digests: Sequence[str],
+    repository: Repository | None = None,
+    repository_name: str | None = None,
+) -> list[Blob]:
+    """Record that a push uses these blobs now; return those it may use (id, digest, size).
+
+    One conditional UPDATE ... RETURNING: ``touched_at`` becomes now and a
+    ``marked`` blob is ``active`` again.  A blob garbage collection is
+    deleting is left alone and not returned: the caller treats it as missing.
+    With ``repository`` or ``repository_name`` only blobs that repository may
+    see count.  The rows are locked in id order (as the collector locks them)
+    until the caller's transaction ends, which is what orders a push against
+    the collector's marked -> deleting transition (docs/gc.md).
+    """
+    if not digests:
+        return []
+    blob, link = Blob._meta.db_table, RepositoryBlob._meta.db_table
+    marks = ", ".join(["%s"] * len(digests))
+    where = f"digest IN ({marks}) AND state IN (%s, %s)"
+    params: list[Any] = [*digests, BlobState.ACTIVE, BlobState.MARKED]
+    if repository is not None:
+        where += (
+            f" AND EXISTS (SELECT 1 FROM {link} l WHERE l.blob_id = b.id AND l.repository_id = %s)"
+        )
+        params.append(repository.pk)
+    if repository_name is not None:
+        repo = Repository._meta.db_table
+        where += (
+            f" AND EXISTS (SELECT 1 FROM {link} l JOIN {repo} r ON r.id = l.repository_id"
+            " WHERE l.blob_id = b.id AND r.name = %s)"
+        )
+        params.append(repository_name)
+    order = " ORDER BY b.id FOR UPDATE" if connection.vendor == "postgresql" else ""
+    sql = (
+        f"UPDATE {blob} SET touched_at = %s, state = %s"
+        f" WHERE id IN (SELECT b.id FROM {blob} b WHERE {where}{order})"
+        " RETURNING id, digest, size"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [timezone.now(), BlobState.ACTIVE, *params])
+        rows = cursor.fetchall()
+    return [Blob.from_db("default", ["id", "digest", "size"], row) for row in rows]
 
 
 def project_delete(*, project: Project, actor: Actor) -> None:

@@ -30,15 +30,24 @@ from .. import storage
 from ..blobstore import blob_store
 from ..exceptions import (
     DigestInvalid,
+    InternalError,
     NameUnknown,
     QuotaExceeded,
     RangeInvalid,
+    Unavailable,
     UploadInvalid,
     UploadUnknown,
 )
+from ..gc import blob_reclaim
 from ..grammar import check_digest
-from ..models import Blob, Upload
-from .repositories import blob_link, project_for_push, quota_check, repository_for_push
+from ..models import Blob, BlobState, Upload
+from .repositories import (
+    blob_link,
+    blobs_touch,
+    project_for_push,
+    quota_check,
+    repository_for_push,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +56,8 @@ LIVE_ALGORITHM = "sha256"
 HEARTBEAT_SECONDS = 30
 # ...so one silent for this long is dead (its process died) and may be taken over.
 BUSY_TIMEOUT = timedelta(minutes=15)
+# How long a completion waits for garbage collection to finish deleting an old copy of its blob.
+RESERVE_TIMEOUT = 30.0
 
 
 class _LiveHashes:
@@ -187,9 +198,12 @@ def upload_complete(
     except (QuotaExceeded, NameUnknown):
         _discard(upload)
         raise
-    token = _claim(upload)
+    # The claim also names the digest being committed: from here until the session's row
+    # goes, garbage collection leaves that blob alone (docs/gc.md).
+    token = _claim(upload, committing=digest)
     _live.drop(upload.id)
     try:
+        _reserve(digest)
         _commit(upload, digest)
     except (DigestInvalid, UploadUnknown):
         raise  # the session is gone already
@@ -203,11 +217,38 @@ def upload_complete(
         with transaction.atomic():
             repository = repository_for_push(upload.repository_name)
             blob = blob_link(repository=repository, digest=digest, size=upload.size)
+            if blob is None:  # the committing claim keeps the collector away: a bug
+                raise InternalError("garbage collection took a blob being committed")
             upload.delete()
     except BaseException:
         _discard(upload)
         raise
     return blob
+
+
+def _reserve(digest: str) -> None:
+    """Before committing blob ``digest``: touch a stored copy, or wait until a doomed one is gone.
+
+    A copy the collector is deleting must not count as stored (its bytes are
+    going), and our bytes must not land before its deletion (they would go
+    too); so wait until the collector has finished with it, or finish that
+    deletion here when no collector is running (one died midway).
+    """
+    deadline = time.monotonic() + RESERVE_TIMEOUT
+    while True:
+        if blobs_touch(digests=[digest]):
+            return
+        if not Blob.objects.filter(digest=digest, state=BlobState.DELETING).exists():
+            return  # not stored, or gone now: the upload's bytes become the blob
+        if blob_reclaim(digest=digest):
+            continue
+        if time.monotonic() > deadline:
+            raise Unavailable(
+                "garbage collection is deleting an old copy of this blob; retry shortly",
+                retry_after=5,
+                detail={"digest": digest},
+            )
+        time.sleep(0.05)
 
 
 def _commit(upload: Upload, digest: str) -> None:
@@ -270,11 +311,16 @@ def _lost(upload: Upload) -> UploadUnknown:
 def _release(upload: Upload, token: str) -> None:
     """Drop this request's claim on the upload (if it still holds it)."""
     with _bookkeeping():
-        Upload.objects.filter(pk=upload.id, claim=token).update(busy_since=None, claim="")
+        Upload.objects.filter(pk=upload.id, claim=token).update(
+            busy_since=None, claim="", committing=""
+        )
 
 
-def _claim(upload: Upload) -> str:
+def _claim(upload: Upload, *, committing: str = "") -> str:
     """Make this request the upload's one writer; return its claim token.
+
+    ``committing`` is the digest a completion is about to commit (empty for an
+    append); the row keeps it for garbage collection to see.
 
     A conditional UPDATE instead of a held row lock: a long body must not keep
     a transaction (and, on SQLite, the whole database) locked while it streams.
@@ -286,10 +332,12 @@ def _claim(upload: Upload) -> str:
     now = timezone.now()
     mine = Upload.objects.filter(pk=upload.id, size=upload.size)
     with _bookkeeping():
-        claimed = mine.filter(busy_since__isnull=True).update(busy_since=now, claim=token)
+        claimed = mine.filter(busy_since__isnull=True).update(
+            busy_since=now, claim=token, committing=committing
+        )
         if not claimed:
             claimed = mine.filter(busy_since__lt=now - BUSY_TIMEOUT).update(
-                busy_since=now, claim=token, digest=""
+                busy_since=now, claim=token, digest="", committing=committing
             )
             if claimed:
                 upload.digest = ""

@@ -88,6 +88,13 @@ class BlobStore(abc.ABC):
     def upload_ids(self) -> Iterator[str]:
         """Every upload session id that has data in the store."""
 
+    @abc.abstractmethod
+    def upload_list(self) -> Iterator[tuple[str, float]]:
+        """(id, last write as a POSIX timestamp) of every upload session with data in the store.
+
+        Garbage collection uses the time to spare sessions written to recently.
+        """
+
     # --- blobs ------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -109,6 +116,15 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def blob_delete(self, digest: str) -> None:
         """Delete a blob; deleting a missing blob is not an error."""
+
+    def blob_delete_many(self, digests: Iterable[str]) -> None:
+        """Delete several blobs, in as few requests as the backend allows.
+
+        Missing blobs are not an error.  On a failure part of them may be gone
+        already; the caller checks which (``blob_size``) before trusting any.
+        """
+        for digest in digests:
+            self.blob_delete(digest)
 
     @abc.abstractmethod
     def blob_digests(self) -> Iterator[str]:

@@ -132,6 +132,20 @@ class FilesystemStore(BlobStore):
                 if entry.is_dir():
                     yield entry.name
 
+    def upload_list(self) -> Iterator[tuple[str, float]]:
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.root / "uploads"):
+                if not entry.is_dir():
+                    continue
+                try:  # the data file changes with every write; the folder only when made
+                    modified = os.stat(os.path.join(entry.path, "data")).st_mtime
+                except FileNotFoundError:
+                    try:
+                        modified = entry.stat().st_mtime
+                    except FileNotFoundError:  # deleted meanwhile
+                        continue
+                yield entry.name, modified
+
     # --- blobs ------------------------------------------------------------------------
 
     def blob_size(self, digest: str) -> int | None:

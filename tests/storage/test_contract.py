@@ -13,6 +13,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -389,6 +390,51 @@ def test_blob_delete(store: BlobStore) -> None:
         store.blob_open(digest)
     assert list(store.blob_digests()) == []
     store.blob_delete(digest)
+
+
+def test_blob_delete_many(store: BlobStore) -> None:
+    kept = commit(store, b"kept", upload_id="k")
+    gone = [commit(store, f"gone {i}".encode(), upload_id=f"g{i}") for i in range(5)]
+    missing = sha256(b"never stored")
+
+    with s3_calls(store) as calls:
+        store.blob_delete_many([*gone, missing])
+
+    assert sorted(store.blob_digests()) == [kept]
+    for digest in gone:
+        assert store.blob_size(digest) is None
+    assert read_blob(store, kept) == b"kept"
+    if isinstance(store, S3Store):
+        assert calls == ["DeleteObjects"], "one batched request, not one per blob"
+    store.blob_delete_many([])  # nothing to do is not an error
+    store.blob_delete_many(iter(gone))
+
+
+def test_blob_delete_many_batches_of_a_thousand(store: BlobStore) -> None:
+    if not isinstance(store, S3Store):
+        pytest.skip("request batching is an S3 matter")
+    digests = [sha256(str(i).encode()) for i in range(2001)]  # none stored: still deleted fine
+
+    with s3_calls(store) as calls:
+        store.blob_delete_many(digests)
+
+    assert calls == ["DeleteObjects"] * 3
+
+
+def test_upload_list_gives_each_session_and_its_last_write(store: BlobStore) -> None:
+    before = time.time()
+    write_pieces(store, "first", [b"one", b"two"])
+    write_pieces(store, "second", [b"three"])
+    after = time.time()
+
+    listed = dict(store.upload_list())
+
+    assert sorted(listed) == ["first", "second"] == sorted(store.upload_ids())
+    for modified in listed.values():
+        # object stores keep whole seconds
+        assert before - 2 <= modified <= after + 2, (before, modified, after)
+    store.upload_delete("first")
+    assert [upload_id for upload_id, _ in store.upload_list()] == ["second"]
 
 
 def test_listing(store: BlobStore) -> None:

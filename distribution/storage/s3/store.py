@@ -247,6 +247,31 @@ class S3Store(BlobStore):
             for item in page.get("CommonPrefixes", ()):
                 yield item["Prefix"][len(base) :].rstrip("/")
 
+    def upload_list(self) -> Iterator[tuple[str, float]]:
+        """Ids of uploads with stored pieces or open multipart uploads, with their newest write.
+
+        Lists every piece (one request per 1000 objects) and every open multipart upload.
+        """
+        base = self._key("uploads/")
+        newest: dict[str, float] = {}
+
+        def seen(key: str, when: Any) -> None:
+            upload_id = key[len(base) :].split("/", 1)[0]
+            if upload_id:
+                newest[upload_id] = max(newest.get(upload_id, 0.0), when.timestamp())
+
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=base
+        ):
+            for item in page.get("Contents", ()):
+                seen(item["Key"], item["LastModified"])
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=base
+        ):
+            for item in page.get("Uploads", ()):
+                seen(item["Key"], item["Initiated"])
+        yield from newest.items()
+
     # --- blobs ------------------------------------------------------------------------
 
     def blob_size(self, digest: str) -> int | None:
@@ -322,6 +347,11 @@ class S3Store(BlobStore):
         except ClientError as exc:
             if error_code(exc) not in MISSING_CODES:
                 raise
+
+    def blob_delete_many(self, digests: Iterable[str]) -> None:
+        """Delete blobs with DeleteObjects, 1000 keys per request; missing ones are fine."""
+        keys = (self._key(paths.blob_key(d)) for d in digests)
+        delete_keys(self.client, self.bucket, keys)
 
     def blob_digests(self) -> Iterator[str]:
         """Every digest stored, listed page by page."""

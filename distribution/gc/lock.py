@@ -1,0 +1,77 @@
+"""The lock that lets one garbage collection run at a time, across processes and nodes.
+
+On PostgreSQL a session-level advisory lock (``pg_try_advisory_lock``): the
+server drops it when the connection ends, so a collector that dies leaves no
+stale lock.  On SQLite, the embedded single-node setup, an exclusive
+``flock`` on a file beside the database file: every process that can reach
+the database can reach it, and the kernel drops it when the process ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+# "hpgc" as a number: the advisory lock key every harborpy process uses for GC.
+ADVISORY_KEY = 0x68706763
+
+
+class GCLocked(Exception):
+    """Another garbage collection (or a push finishing one's deletion) holds the lock."""
+
+
+@contextlib.contextmanager
+def gc_lock() -> Iterator[None]:
+    """Hold the garbage-collection lock for the block, or raise GCLocked at once."""
+    if connection.vendor == "postgresql":
+        with _advisory_lock():
+            yield
+    elif connection.vendor == "sqlite":
+        with _file_lock(_lock_path()):
+            yield
+    else:
+        raise NotImplementedError(f"no garbage-collection lock for {connection.vendor}")
+
+
+@contextlib.contextmanager
+def _advisory_lock() -> Iterator[None]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY])
+        (acquired,) = cursor.fetchone()
+    if not acquired:
+        raise GCLocked("another garbage collection is running")
+    try:
+        yield
+    finally:
+        # A broken connection has released the lock with itself.
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
+
+
+def _lock_path() -> Path:
+    name = str(connection.settings_dict["NAME"])
+    if name == ":memory:" or name.startswith("file:"):
+        return Path(settings.DATA_DIR) / "gc.lock"
+    return Path(name + ".gc-lock")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GCLocked("another garbage collection is running") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -1,0 +1,21 @@
+"""Celery tasks of the distribution app: ids in, a service call, state on rows."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from .gc import gc_run_create, gc_run_execute
+
+
+@shared_task(name="distribution.gc_run", ignore_result=True)
+def run_gc(run_id: int) -> None:
+    """Carry out the recorded garbage collection ``run_id`` (idempotent: see gc_run_execute)."""
+    gc_run_execute(run_id=run_id)
+
+
+@shared_task(name="distribution.gc_scheduled", ignore_result=True)
+def run_scheduled_gc() -> None:
+    """Record and carry out a garbage collection for HARBORPY_GC_SCHEDULE (Celery beat)."""
+    run = gc_run_create(untagged=settings.HARBORPY_GC_SCHEDULE_UNTAGGED)
+    gc_run_execute(run_id=run.pk)
