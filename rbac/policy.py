@@ -51,6 +51,7 @@ class System(StrEnum):
     ROBOT = "system-robot"
     SETTING = "setting"
     AUDIT_LOG = "audit-log"
+    LABEL = "system-label"  # global labels: create, update, delete
 
 
 class Kind(StrEnum):

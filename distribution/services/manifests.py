@@ -6,9 +6,11 @@ import hashlib
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
 
+from ..configs import config_attrs
 from ..exceptions import (
     DigestInvalid,
     ManifestBlobUnknown,
@@ -65,12 +67,16 @@ def manifest_put(
                 "annotations": parsed.annotations,
             },
         )
+        now = timezone.now()
         if created:
             manifest.blobs.set(blobs)
             manifest.children.set(children)
+            _describe(manifest, parsed)
+        else:  # the same bytes pushed again: a push all the same
+            Manifest.objects.filter(pk=manifest.pk).update(pushed_at=now)
         if tag is not None:
             Tag.objects.update_or_create(
-                repository=repository, name=tag, defaults={"manifest": manifest}
+                repository=repository, name=tag, defaults={"manifest": manifest, "pushed_at": now}
             )
         audit_record(
             actor=actor,
@@ -111,6 +117,17 @@ def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYST
             )
         manifest.delete()
         audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "manifest"})
+
+
+def _describe(manifest: Manifest, parsed: ParsedManifest) -> None:
+    """Keep what the image's config says (architecture, os, created) for the REST API."""
+    if not parsed.blobs:
+        return
+    config = parsed.blobs[0]
+    attrs = config_attrs(media_type=config.media_type, digest=config.digest, size=config.size)
+    if attrs is not None:
+        manifest.extra_attrs = attrs
+        manifest.save(update_fields=["extra_attrs"])
 
 
 def _check_reference_digest(reference: str, body: bytes) -> None:
