@@ -4,8 +4,9 @@ A manifest GET is the registry's hottest request; a database write on each
 would cost more than the read itself.  ``pull_record`` adds to a per-process
 tally (a dict update under a lock) and a background thread writes the tally
 about once a second: one statement for the repositories' ``pull_count``, one
-for the manifests' ``pulled_at``, one for the tags'.  A crash loses at most
-the last second of counts, which is what a pull count is worth.
+for the manifests' ``pulled_at``, one for the tags', each its own transaction.
+A crash loses at most the last second of counts, which is what a pull count is
+worth.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 from collections import Counter
 from datetime import datetime
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -80,13 +81,12 @@ class _PullCounter:
         if not len(tally):
             return
         try:
-            _write(tally)
-        except Exception:
-            logger.exception("could not write %d pull counts", len(tally.counts))
-            with self._lock:  # keep them for the next try
-                self._tally.merge(tally)
+            failed = _write(tally)
         finally:
             close_old_connections()
+        if len(failed):
+            with self._lock:  # keep them for the next try
+                self._tally.merge(failed)
 
     def _run(self) -> None:
         while True:
@@ -95,28 +95,49 @@ class _PullCounter:
             self.flush()
 
 
-def _write(tally: _Tally) -> None:
-    """Three statements, whatever the number of repositories, manifests and tags pulled."""
-    with transaction.atomic():
-        if tally.counts:
-            added = Case(
-                *(When(pk=pk, then=Value(n)) for pk, n in tally.counts.items()), default=Value(0)
-            )
-            Repository.objects.filter(pk__in=list(tally.counts)).update(
-                pull_count=F("pull_count") + added
-            )
-        if tally.manifests:
-            Manifest.objects.filter(pk__in=list(tally.manifests)).update(
-                pulled_at=Case(*(When(pk=pk, then=Value(at)) for pk, at in tally.manifests.items()))
-            )
-        if tally.tags:
-            which = Q()
-            times = []
-            for (repository_id, name), at in tally.tags.items():
-                key = Q(repository_id=repository_id, name=name)
-                which |= key
-                times.append(When(key, then=Value(at)))
-            Tag.objects.filter(which).update(pulled_at=Case(*times))
+def _write(tally: _Tally) -> _Tally:
+    """Three statements, whatever the number of repositories, manifests and tags pulled.
+
+    Each commits on its own: a writer that holds one table's lock at a time cannot
+    deadlock with anything that locks several (a TRUNCATE of the test database), and
+    a part that fails is kept for the next flush without the others being counted twice.
+    Returns what could not be written.
+    """
+    failed = _Tally()
+    for part, write in (
+        ("counts", _add_counts),
+        ("manifests", _set_manifest_times),
+        ("tags", _set_tag_times),
+    ):
+        if not getattr(tally, part):
+            continue
+        try:
+            write(tally)
+        except Exception:
+            logger.exception("could not write pull %s", part)
+            setattr(failed, part, getattr(tally, part))
+    return failed
+
+
+def _add_counts(tally: _Tally) -> None:
+    added = Case(*(When(pk=pk, then=Value(n)) for pk, n in tally.counts.items()), default=Value(0))
+    Repository.objects.filter(pk__in=list(tally.counts)).update(pull_count=F("pull_count") + added)
+
+
+def _set_manifest_times(tally: _Tally) -> None:
+    Manifest.objects.filter(pk__in=list(tally.manifests)).update(
+        pulled_at=Case(*(When(pk=pk, then=Value(at)) for pk, at in tally.manifests.items()))
+    )
+
+
+def _set_tag_times(tally: _Tally) -> None:
+    which = Q()
+    times = []
+    for (repository_id, name), at in tally.tags.items():
+        key = Q(repository_id=repository_id, name=name)
+        which |= key
+        times.append(When(key, then=Value(at)))
+    Tag.objects.filter(which).update(pulled_at=Case(*times))
 
 
 _counter = _PullCounter()
