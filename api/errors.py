@@ -15,6 +15,19 @@ from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from distribution.exceptions import (
+    ArtifactLabelExists,
+    DigestInvalid,
+    LabelExists,
+    LabelInvalid,
+    LabelUnknown,
+    ManifestReferenced,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    TagExists,
+    TagInvalid,
+)
 from projects.exceptions import (
     ProjectExists,
     ProjectNameInvalid,
@@ -64,6 +77,17 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (ProjectNotFound, 404),
     (ProjectNotEmpty, 412),
     (RequestDataTooBig, 413),
+    (TagExists, 409),
+    (LabelExists, 409),
+    (ArtifactLabelExists, 409),
+    (LabelInvalid, 400),
+    (LabelUnknown, 404),
+    (NameInvalid, 400),
+    (TagInvalid, 400),
+    (DigestInvalid, 400),
+    (NameUnknown, 404),
+    (ManifestUnknown, 404),
+    (ManifestReferenced, 412),
 )
 
 

@@ -1,12 +1,14 @@
 """Routes of the REST API, mounted at /api/v2.0/."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from . import (
     apply,
+    artifacts,
     audit,
     configurations,
     groups,
+    labels,
     openapi,
     projects,
     quotas,
@@ -16,6 +18,9 @@ from . import (
 )
 
 P = "projects/<str:project>"
+# A repository name may hold slashes: raw, or as %2F inside one segment (a%252Fb on the wire).
+R = r"^projects/(?P<project>[^/]+)/repositories/(?P<repo>.+?)"
+A = rf"{R}/artifacts/(?P<reference>[^/]+)"
 
 urlpatterns = [
     path("projects", projects.ProjectListView.as_view()),
@@ -29,6 +34,16 @@ urlpatterns = [
     path("robots/<int:robot_id>", robots.RobotView.as_view()),
     path("robots/<int:robot_id>/secret", robots.RobotSecretView.as_view()),
     path("users", users.UserListView.as_view()),
+    path(f"{P}/repositories", artifacts.RepositoryListView.as_view()),
+    re_path(rf"{A}/tags/(?P<tag>[^/]+)$", artifacts.TagView.as_view()),
+    re_path(rf"{A}/tags$", artifacts.TagListView.as_view()),
+    re_path(rf"{A}/labels/(?P<label_id>[0-9]+)$", artifacts.ArtifactLabelView.as_view()),
+    re_path(rf"{A}/labels$", artifacts.ArtifactLabelsView.as_view()),
+    re_path(rf"{A}$", artifacts.ArtifactView.as_view()),
+    re_path(rf"{R}/artifacts$", artifacts.ArtifactListView.as_view()),
+    re_path(rf"{R}$", artifacts.RepositoryView.as_view()),
+    path("labels", labels.LabelListView.as_view()),
+    path("labels/<int:label_id>", labels.LabelView.as_view()),
     path("users/current", users.CurrentUserView.as_view()),
     path("users/current/cli_secret", users.CliSecretView.as_view()),
     path("users/search", users.UserSearchView.as_view()),

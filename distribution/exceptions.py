@@ -142,3 +142,26 @@ class Unavailable(RegistryError):
     def __init__(self, message: str, *, retry_after: int, detail: Any = None) -> None:
         super().__init__(message, detail)
         self.retry_after = retry_after
+
+
+# --- errors of the REST API's writes: not /v2/ errors, no OCI code (api.errors maps them) ---
+
+
+class TagExists(Exception):
+    """The repository has a tag of that name already (on this or another manifest)."""
+
+
+class LabelExists(Exception):
+    """A label of that name exists already in the same scope (global, or the project)."""
+
+
+class LabelUnknown(Exception):
+    """No such label, or not on this artifact."""
+
+
+class LabelInvalid(Exception):
+    """The label may not go there: a project's label on another project's artifact."""
+
+
+class ArtifactLabelExists(Exception):
+    """The artifact carries the label already."""

@@ -39,8 +39,9 @@ from .exceptions import (
     Unsupported,
     UploadInvalid,
 )
-from .grammar import check_digest, check_name, reference_name
+from .grammar import check_digest, check_name, is_digest, reference_name
 from .models import Manifest, Upload
+from .pulls import pull_record
 from .storage import BlobMissing, BlobReader
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -136,6 +137,11 @@ class ManifestView(RegistryView):
             actor=_actor(request),
             resource=reference_name(name, reference),
             detail={"digest": manifest.digest},
+        )
+        pull_record(
+            repository_id=manifest.repository_id,
+            manifest_id=manifest.pk,
+            tag=None if is_digest(reference) else reference,
         )
         return _manifest_headers(response, manifest)
 

@@ -52,6 +52,7 @@ class System(StrEnum):
     SETTING = "setting"
     AUDIT_LOG = "audit-log"
     QUOTA = "quota"  # every project's quota and the storage used in all
+    LABEL = "system-label"  # global labels: create, update, delete
 
 
 class Kind(StrEnum):

@@ -6,10 +6,10 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from distribution.exceptions import RegistryError
-from distribution.grammar import check_tag
+from distribution.exceptions import RegistryError, TagExists
+from distribution.grammar import check_digest, check_tag
 from distribution.models import Repository
-from distribution.selectors import artifact_get, artifact_list, repository_get
+from distribution.selectors import artifact_get, artifact_list, manifest_get, repository_get
 from distribution.services import manifest_delete, tag_create
 
 from ..access import ProjectAccess, actor_of, console_page, project_access, registry_host
@@ -73,9 +73,13 @@ def tag_add(request: HttpRequest, name: str, digest: str) -> HttpResponse:
     repository_access(request, name, "add_tag")
     tag = request.POST.get("tag", "").strip()
     try:
-        tag_create(repository_name=name, tag=tag, digest=digest, actor=actor_of(request))
+        check_digest(digest)
+        manifest = manifest_get(repository_name=name, reference=digest, accept=[], with_body=False)
+        tag_create(manifest=manifest, name=tag, actor=actor_of(request))
     except RegistryError as error:
         messages.error(request, error.message)
+    except TagExists:
+        messages.error(request, f"The tag {tag} names an artifact already; remove it there first.")
     else:
         messages.success(request, f"{name}:{tag} now names this artifact.")
     return redirect("console:artifact", name=name, digest=digest)

@@ -1,7 +1,15 @@
-"""Writes of the distribution app: uploads, blobs, manifests and tags."""
+"""Writes of the distribution app: uploads, blobs, manifests, tags, artifacts and labels."""
 
+from .artifacts import artifact_delete, repository_delete, tag_create, tag_delete
 from .blobs import blob_delete, blob_head, blob_mount
-from .manifests import manifest_delete, manifest_put, tag_create
+from .labels import (
+    artifact_label_add,
+    artifact_label_remove,
+    label_create,
+    label_delete,
+    label_update,
+)
+from .manifests import manifest_delete, manifest_put
 from .repositories import project_delete
 from .uploads import (
     upload_append,
@@ -13,13 +21,21 @@ from .uploads import (
 )
 
 __all__ = [
+    "artifact_delete",
+    "artifact_label_add",
+    "artifact_label_remove",
     "blob_delete",
     "blob_head",
     "blob_mount",
+    "label_create",
+    "label_delete",
+    "label_update",
     "manifest_delete",
     "manifest_put",
     "project_delete",
+    "repository_delete",
     "tag_create",
+    "tag_delete",
     "upload_append",
     "upload_cancel",
     "upload_complete",

@@ -6,9 +6,11 @@ import hashlib
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
 
+from ..configs import config_attrs
 from ..exceptions import (
     DigestInvalid,
     ManifestBlobUnknown,
@@ -16,7 +18,6 @@ from ..exceptions import (
     ManifestReferenced,
     ManifestTooLarge,
     ManifestUnknown,
-    TagInvalid,
 )
 from ..grammar import check_digest, check_tag, is_digest, reference_name
 from ..manifests import ParsedManifest, parse_manifest
@@ -67,12 +68,16 @@ def manifest_put(
                 "annotations": parsed.annotations,
             },
         )
+        now = timezone.now()
         if created:
             manifest.blobs.set(blobs)
             manifest.children.set(children)
+            _describe(manifest, parsed)
+        else:  # the same bytes pushed again: a push all the same
+            Manifest.objects.filter(pk=manifest.pk).update(pushed_at=now)
         if tag is not None:
             Tag.objects.update_or_create(
-                repository=repository, name=tag, defaults={"manifest": manifest}
+                repository=repository, name=tag, defaults={"manifest": manifest, "pushed_at": now}
             )
         audit_record(
             actor=actor,
@@ -115,42 +120,15 @@ def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYST
         audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "manifest"})
 
 
-def tag_create(
-    *, repository_name: str, tag: str, digest: str, move: bool = False, actor: Actor = SYSTEM
-) -> Tag:
-    """Put ``tag`` on manifest ``digest`` of the repository, audited as a push of the tag.
-
-    A tag that names another manifest already is moved only when ``move``; otherwise
-    TagInvalid, so a console click cannot silently take a tag away from an artifact.
-    """
-    check_tag(tag)
-    check_digest(digest)
-    with transaction.atomic():
-        manifest = (
-            Manifest.objects.select_related("repository")
-            .filter(repository__name=repository_name, digest=digest)
-            .first()
-        )
-        if manifest is None:
-            raise ManifestUnknown("manifest unknown", detail={"digest": digest})
-        existing = (
-            Tag.objects.select_for_update().filter(repository=manifest.repository, name=tag).first()
-        )
-        if existing is not None and existing.manifest_id != manifest.pk and not move:
-            raise TagInvalid(
-                f"tag {tag!r} names another artifact already; remove it there first",
-                detail={"tag": tag},
-            )
-        row, _ = Tag.objects.update_or_create(
-            repository=manifest.repository, name=tag, defaults={"manifest": manifest}
-        )
-        audit_record(
-            actor=actor,
-            action="push",
-            resource=reference_name(repository_name, tag),
-            detail={"digest": digest, "media_type": manifest.media_type, "kind": "tag"},
-        )
-    return row
+def _describe(manifest: Manifest, parsed: ParsedManifest) -> None:
+    """Keep what the image's config says (architecture, os, created) for the REST API."""
+    if not parsed.blobs:
+        return
+    config = parsed.blobs[0]
+    attrs = config_attrs(media_type=config.media_type, digest=config.digest, size=config.size)
+    if attrs is not None:
+        manifest.extra_attrs = attrs
+        manifest.save(update_fields=["extra_attrs"])
 
 
 def _check_reference_digest(reference: str, body: bytes) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
-from audit.models import AuditEntry
+import pytest
+
+from audit.models import AuditEntry, AuditHead
 from audit.selectors import audit_verify
 from audit.services import Actor, audit_record
 from distribution.models import Manifest
@@ -20,6 +23,20 @@ from tests.fixtures import authed
 from tests.fixtures.server import harborpy_command
 
 NAME = "lib/audited"
+
+
+@pytest.fixture
+def registry(registry):
+    """The live server, with an audit log that starts empty in this test.
+
+    The server appends pulls about once a second, so a pull at the end of the
+    previous test may land after the database was emptied; wait for it, then
+    start the chain afresh.
+    """
+    time.sleep(1.5)
+    AuditEntry.objects.all().delete()
+    AuditHead.objects.all().delete()
+    return registry
 
 
 def entries(action: str | None = None) -> list[AuditEntry]:

@@ -24,8 +24,9 @@ from tests.fixtures import authed
 from tests.fixtures.server import harborpy_command
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_library_exists_from_the_start_and_is_public():
+    """(The migration's row: restored here even after transactional tests emptied the table.)"""
     assert Project.objects.get(name="library").public
 
 

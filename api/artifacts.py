@@ -1,0 +1,314 @@
+"""Repositories, artifacts and tags of a project, in Harbor's shapes.
+
+``/api/v2.0/projects/{p}/repositories[/{repo}[/artifacts[/{reference}[/tags|/labels]]]]``.
+A repository is named without its project's prefix; a nested name comes
+URL-encoded twice as Harbor's clients send it (``a%252Fb``), or as a plain path.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, unquote
+
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from distribution.artifacts import (
+    Artifact,
+    accessory_kind,
+    artifact_get,
+    artifacts_describe,
+    artifacts_filter,
+    artifacts_of,
+    repositories_of,
+    repository_get,
+)
+from distribution.exceptions import LabelUnknown
+from distribution.models import Label, Manifest, Repository, Tag
+from distribution.services import (
+    artifact_delete,
+    artifact_label_add,
+    artifact_label_remove,
+    repository_delete,
+    tag_create,
+    tag_delete,
+)
+from rbac.roles import Act, Res
+
+from .base import ApiView, paginate, q_filter, q_terms
+
+ARTIFACT_FILTERS = ("tags", "media_type", "digest", "labels")
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def flag(request: Request, name: str, default: bool) -> bool:
+    value = request.query_params.get(name)
+    return default if value is None else value.lower() in ("true", "1")
+
+
+def repository_out(repository: Repository) -> dict[str, Any]:
+    return {
+        "id": repository.pk,
+        "project_id": repository.project_id,
+        "name": repository.name,
+        "description": "",
+        "artifact_count": getattr(repository, "artifact_count", None),
+        "pull_count": repository.pull_count,
+        "creation_time": iso(repository.created_at),
+        "update_time": iso(getattr(repository, "update_time", None)),
+    }
+
+
+def tag_out(tag: Tag) -> dict[str, Any]:
+    return {
+        "id": tag.pk,
+        "repository_id": tag.repository_id,
+        "artifact_id": tag.manifest_id,
+        "name": tag.name,
+        "push_time": iso(tag.pushed_at),
+        "pull_time": iso(tag.pulled_at),
+        "immutable": False,
+        "signed": False,
+    }
+
+
+def label_out(label: Label) -> dict[str, Any]:
+    return {
+        "id": label.pk,
+        "name": label.name,
+        "description": label.description,
+        "color": label.color,
+        "scope": label.scope,
+        "project_id": label.project_id or 0,
+        "creation_time": iso(label.created_at),
+        "update_time": iso(label.updated_at),
+        "deleted": False,
+    }
+
+
+def accessory_out(referrer: Manifest, subject: Manifest, repository: Repository) -> dict:
+    return {
+        "id": referrer.pk,
+        "artifact_id": referrer.pk,
+        "subject_artifact_id": subject.pk,
+        "subject_artifact_digest": subject.digest,
+        "subject_artifact_repo": repository.name,
+        "digest": referrer.digest,
+        "size": referrer.size,
+        "type": accessory_kind(referrer),
+        "artifact_type": referrer.artifact_type,
+        "icon": "",
+        "creation_time": iso(referrer.pushed_at),
+    }
+
+
+def artifact_out(artifact: Artifact, repository: Repository, shown: set[str]) -> dict[str, Any]:
+    """Harbor's artifact; ``shown`` says which of tags, labels, accessories were loaded."""
+    m = artifact.manifest
+    return {
+        "id": m.pk,
+        "type": artifact.kind,
+        "media_type": m.artifact_type or m.media_type,
+        "manifest_media_type": m.media_type,
+        "artifact_type": m.artifact_type,
+        "project_id": repository.project_id,
+        "repository_id": repository.pk,
+        "repository_name": repository.name,
+        "digest": m.digest,
+        "size": artifact.size,
+        "icon": "",
+        "push_time": iso(m.pushed_at),
+        "pull_time": iso(m.pulled_at),
+        "extra_attrs": m.extra_attrs or {},
+        "annotations": m.annotations or {},
+        "platforms": artifact.platforms,
+        "references": [
+            {
+                "parent_id": m.pk,
+                "child_id": r.child_id,
+                "child_digest": r.digest,
+                "platform": r.platform,
+                "annotations": r.annotations,
+                "urls": r.urls,
+            }
+            for r in artifact.references
+        ],
+        "tags": [tag_out(t) for t in artifact.tags] if "tags" in shown else None,
+        "labels": [label_out(x) for x in artifact.labels] if "labels" in shown else None,
+        "accessories": (
+            [accessory_out(a, m, repository) for a in artifact.accessories]
+            if "accessories" in shown
+            else None
+        ),
+    }
+
+
+class RepositoryApiView(ApiView):
+    """Resolves and authorizes the project, repository and artifact named in the URL."""
+
+    anonymous_reads = True
+
+    def repository(self, project: str, repo: str, permission: tuple[str, str]) -> Repository:
+        found = self.visible_project(project)
+        self.require(permission, found)
+        repository = repository_get(project=found, name=unquote(repo))
+        repository.project = found
+        return repository
+
+    def artifact(
+        self, project: str, repo: str, reference: str, permission: tuple[str, str]
+    ) -> Manifest:
+        repository = self.repository(project, repo, permission)
+        manifest = artifact_get(repository=repository, reference=reference)
+        manifest.repository = repository
+        return manifest
+
+    def describe(self, manifests: list[Manifest], repository: Repository) -> list[dict]:
+        """The artifacts as the query's with_tag, with_label and with_accessory ask."""
+        shown = {
+            name
+            for name, param, default in (
+                ("tags", "with_tag", True),
+                ("labels", "with_label", False),
+                ("accessories", "with_accessory", False),
+            )
+            if flag(self.request, param, default)
+        }
+        if "labels" in shown and not self.may((Res.LABEL, Act.LIST), repository.project):
+            shown.discard("labels")
+        described = artifacts_describe(
+            manifests,
+            repository=repository,
+            with_tag="tags" in shown,
+            with_label="labels" in shown,
+            with_accessory="accessories" in shown,
+        )
+        return [artifact_out(a, repository, shown) for a in described]
+
+
+class RepositoryListView(RepositoryApiView):
+    """GET a project's repositories (q: name)."""
+
+    def get(self, request: Request, project: str) -> Response:
+        found = self.visible_project(project)
+        self.require((Res.REPOSITORY, Act.LIST), found)
+        repositories = q_filter(
+            repositories_of(found), q_terms(request, ("name",)), {"name": "name"}
+        )
+        return paginate(request, repositories, repository_out)
+
+
+class RepositoryView(RepositoryApiView):
+    """GET one repository (seeing one is seeing an entry of the list); DELETE it."""
+
+    def get(self, request: Request, project: str, repo: str) -> Response:
+        repository = self.repository(project, repo, (Res.REPOSITORY, Act.LIST))
+        return Response(repository_out(repositories_of(repository.project).get(pk=repository.pk)))
+
+    def delete(self, request: Request, project: str, repo: str) -> Response:
+        repository = self.repository(project, repo, (Res.REPOSITORY, Act.DELETE))
+        repository_delete(repository=repository, actor=self.actor)
+        return Response(status=200)
+
+
+class ArtifactListView(RepositoryApiView):
+    """GET a repository's artifacts, newest push first (q: tags, media_type, digest, labels)."""
+
+    def get(self, request: Request, project: str, repo: str) -> Response:
+        repository = self.repository(project, repo, (Res.ARTIFACT, Act.LIST))
+        artifacts = artifacts_of(repository)
+        try:
+            for term in q_terms(request, ARTIFACT_FILTERS):
+                artifacts = artifacts_filter(
+                    artifacts, key=term.key, value=term.value, fuzzy=term.fuzzy
+                )
+        except ValueError:
+            raise ParseError(
+                "labels are label ids: labels=(1 2), labels={1 2} or labels=1"
+            ) from None
+        response = paginate(request, artifacts, lambda m: m)
+        response.data = self.describe(list(response.data), repository)
+        return response
+
+
+class ArtifactView(RepositoryApiView):
+    """GET one artifact by digest or tag; DELETE it with its tags and referrers."""
+
+    def get(self, request: Request, project: str, repo: str, reference: str) -> Response:
+        manifest = self.artifact(project, repo, reference, (Res.ARTIFACT, Act.READ))
+        return Response(self.describe([manifest], manifest.repository)[0])
+
+    def delete(self, request: Request, project: str, repo: str, reference: str) -> Response:
+        manifest = self.artifact(project, repo, reference, (Res.ARTIFACT, Act.DELETE))
+        artifact_delete(manifest=manifest, actor=self.actor)
+        return Response(status=200)
+
+
+class TagIn(serializers.Serializer):
+    name = serializers.CharField(max_length=128)
+
+
+class TagListView(RepositoryApiView):
+    """GET an artifact's tags; POST puts a new one on it (``{"name": "v2"}``)."""
+
+    def get(self, request: Request, project: str, repo: str, reference: str) -> Response:
+        manifest = self.artifact(project, repo, reference, (Res.TAG, Act.LIST))
+        tags = Tag.objects.filter(manifest=manifest).order_by("name")
+        return paginate(
+            request, q_filter(tags, q_terms(request, ("name",)), {"name": "name"}), tag_out
+        )
+
+    def post(self, request: Request, project: str, repo: str, reference: str) -> Response:
+        manifest = self.artifact(project, repo, reference, (Res.TAG, Act.CREATE))
+        body = TagIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        tag = tag_create(manifest=manifest, name=body.validated_data["name"], actor=self.actor)
+        response = Response(status=201)
+        response["Location"] = f"{request.path}/{quote(tag.name)}"
+        return response
+
+
+class TagView(RepositoryApiView):
+    """DELETE one tag of the artifact."""
+
+    def delete(
+        self, request: Request, project: str, repo: str, reference: str, tag: str
+    ) -> Response:
+        manifest = self.artifact(project, repo, reference, (Res.TAG, Act.DELETE))
+        tag_delete(manifest=manifest, name=tag, actor=self.actor)
+        return Response(status=200)
+
+
+class LabelRefIn(serializers.Serializer):
+    id = serializers.IntegerField(min_value=1)
+
+
+class ArtifactLabelsView(RepositoryApiView):
+    """POST ``{"id": N}`` puts label N on the artifact."""
+
+    def post(self, request: Request, project: str, repo: str, reference: str) -> Response:
+        manifest = self.artifact(project, repo, reference, (Res.ARTIFACT_LABEL, Act.CREATE))
+        body = LabelRefIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        label = Label.objects.filter(pk=body.validated_data["id"]).first()
+        if label is None:
+            raise LabelUnknown(f"no label {body.validated_data['id']}")
+        artifact_label_add(manifest=manifest, label=label, actor=self.actor)
+        return Response(status=200)
+
+
+class ArtifactLabelView(RepositoryApiView):
+    """DELETE takes label N off the artifact."""
+
+    def delete(
+        self, request: Request, project: str, repo: str, reference: str, label_id: str
+    ) -> Response:
+        manifest = self.artifact(project, repo, reference, (Res.ARTIFACT_LABEL, Act.DELETE))
+        artifact_label_remove(manifest=manifest, label_id=int(label_id), actor=self.actor)
+        return Response(status=200)
