@@ -11,12 +11,16 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from distribution.artifacts import (
+    ACCESSORY_KINDS,
+    KINDS,
     Artifact,
     accessory_kind,
     artifact_get,
@@ -39,8 +43,11 @@ from distribution.services import (
 from rbac.roles import Act, Res
 
 from .base import ApiView, paginate, q_filter, q_terms
+from .schema import PAGE_HEADERS, done, errors, listing, location, page_parameters
 
 ARTIFACT_FILTERS = ("tags", "media_type", "digest", "labels")
+ARTIFACT_TYPES = sorted({*KINDS.values(), "UNKNOWN"})
+ACCESSORY_TYPES = sorted({*ACCESSORY_KINDS.values(), "subject.accessory"})
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -149,6 +156,169 @@ def artifact_out(artifact: Artifact, repository: Repository, shown: set[str]) ->
     }
 
 
+# --- what the document says they answer ------------------------------------------------------
+
+
+class RepositorySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project_id = serializers.IntegerField()
+    name = serializers.CharField(help_text="With the project's prefix: library/app.")
+    description = serializers.CharField(allow_blank=True, help_text="Always empty.")
+    artifact_count = serializers.IntegerField(
+        help_text="Artifacts a list shows (not the untagged children of an index or referrers)."
+    )
+    pull_count = serializers.IntegerField()
+    creation_time = serializers.DateTimeField()
+    update_time = serializers.DateTimeField(help_text="The latest push, or the creation.")
+
+
+class TagSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    repository_id = serializers.IntegerField()
+    artifact_id = serializers.IntegerField()
+    name = serializers.CharField()
+    push_time = serializers.DateTimeField()
+    pull_time = serializers.DateTimeField(allow_null=True)
+    immutable = serializers.BooleanField(help_text="Always false.")
+    signed = serializers.BooleanField(help_text="Always false.")
+
+
+class LabelSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    color = serializers.CharField(allow_blank=True, help_text="#rrggbb, or empty.")
+    scope = serializers.ChoiceField(choices=["g", "p"], help_text="g: global; p: a project's.")
+    project_id = serializers.IntegerField(help_text="0 for a global label.")
+    creation_time = serializers.DateTimeField()
+    update_time = serializers.DateTimeField()
+    deleted = serializers.BooleanField(help_text="Always false.")
+
+
+class PlatformSerializer(serializers.Serializer):
+    """An index entry's platform, as the index lists it."""
+
+    architecture = serializers.CharField()
+    os = serializers.CharField()
+    variant = serializers.CharField(required=False)
+    features = serializers.ListField(child=serializers.CharField(), required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["os.version"] = serializers.CharField(required=False)
+        fields["os.features"] = serializers.ListField(child=serializers.CharField(), required=False)
+        return fields
+
+
+class ReferenceSerializer(serializers.Serializer):
+    """A child of an index."""
+
+    parent_id = serializers.IntegerField()
+    child_id = serializers.IntegerField(
+        allow_null=True, help_text="Null when the child is not stored in the repository."
+    )
+    child_digest = serializers.CharField()
+    platform = PlatformSerializer(allow_null=True)
+    annotations = serializers.DictField(child=serializers.CharField(), allow_null=True)
+    urls = serializers.ListField(child=serializers.CharField())
+
+
+class AccessorySerializer(serializers.Serializer):
+    """A referrer of the artifact (a signature, an SBOM...)."""
+
+    id = serializers.IntegerField()
+    artifact_id = serializers.IntegerField()
+    subject_artifact_id = serializers.IntegerField()
+    subject_artifact_digest = serializers.CharField()
+    subject_artifact_repo = serializers.CharField()
+    digest = serializers.CharField()
+    size = serializers.IntegerField(help_text="Of the referrer's manifest.")
+    type = serializers.ChoiceField(choices=ACCESSORY_TYPES)
+    artifact_type = serializers.CharField(allow_blank=True)
+    icon = serializers.CharField(allow_blank=True)
+    creation_time = serializers.DateTimeField()
+
+
+class RunSettingsSerializer(serializers.Serializer):
+    """The image config's run settings (those it sets)."""
+
+    Cmd = serializers.ListField(child=serializers.CharField(), required=False)
+    Entrypoint = serializers.ListField(child=serializers.CharField(), required=False)
+    Env = serializers.ListField(child=serializers.CharField(), required=False)
+    ExposedPorts = serializers.DictField(child=serializers.DictField(), required=False)
+    Labels = serializers.DictField(child=serializers.CharField(), required=False)
+    User = serializers.CharField(required=False, allow_blank=True)
+    WorkingDir = serializers.CharField(required=False, allow_blank=True)
+
+
+class ExtraAttrsSerializer(serializers.Serializer):
+    """What an image's config says; empty for other artifacts."""
+
+    architecture = serializers.CharField(required=False)
+    os = serializers.CharField(required=False)
+    variant = serializers.CharField(required=False)
+    created = serializers.CharField(required=False)
+    author = serializers.CharField(required=False, allow_blank=True)
+    config = RunSettingsSerializer(required=False)
+
+
+class ArtifactSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    type = serializers.ChoiceField(choices=ARTIFACT_TYPES)
+    media_type = serializers.CharField(help_text="The artifact type, else the manifest's.")
+    manifest_media_type = serializers.CharField()
+    artifact_type = serializers.CharField(
+        allow_blank=True, help_text="artifactType, or the config's media type."
+    )
+    project_id = serializers.IntegerField()
+    repository_id = serializers.IntegerField()
+    repository_name = serializers.CharField()
+    digest = serializers.CharField()
+    size = serializers.IntegerField(help_text="The manifest, its blobs and its children's.")
+    icon = serializers.CharField(allow_blank=True)
+    push_time = serializers.DateTimeField()
+    pull_time = serializers.DateTimeField(allow_null=True)
+    extra_attrs = ExtraAttrsSerializer()
+    annotations = serializers.DictField(child=serializers.CharField())
+    platforms = PlatformSerializer(many=True, help_text="An index's; empty for others.")
+    references = ReferenceSerializer(many=True, help_text="An index's children.")
+    tags = TagSerializer(many=True, allow_null=True, help_text="Null unless with_tag.")
+    labels = LabelSerializer(
+        many=True,
+        allow_null=True,
+        help_text="Null unless with_label (and the caller may list the project's labels).",
+    )
+    accessories = AccessorySerializer(
+        many=True, allow_null=True, help_text="Null unless with_accessory."
+    )
+
+
+PROJECT_PARAMETER = OpenApiParameter(
+    "project", str, OpenApiParameter.PATH, description="The project's name or id."
+)
+REPOSITORY_PARAMETERS = [
+    PROJECT_PARAMETER,
+    OpenApiParameter(
+        "repo",
+        str,
+        OpenApiParameter.PATH,
+        description="The name without the project's prefix; a nested one as a%252Fb or a/b.",
+    ),
+]
+ARTIFACT_PARAMETERS = [
+    *REPOSITORY_PARAMETERS,
+    OpenApiParameter("reference", str, OpenApiParameter.PATH, description="A digest or a tag."),
+]
+WITH_PARAMETERS = [
+    OpenApiParameter(name, bool, description=text)
+    for name, text in (
+        ("with_tag", "Show the tags (default true)."),
+        ("with_label", "Show the labels (default false)."),
+        ("with_accessory", "Show the referrers: signatures, SBOMs (default false)."),
+    )
+]
+
+
 class RepositoryApiView(ApiView):
     """Resolves and authorizes the project, repository and artifact named in the URL."""
 
@@ -195,6 +365,12 @@ class RepositoryApiView(ApiView):
 class RepositoryListView(RepositoryApiView):
     """GET a project's repositories (q: name)."""
 
+    @extend_schema(
+        operation_id="listRepositories",
+        summary="List a project's repositories",
+        parameters=[PROJECT_PARAMETER, *page_parameters("name"), *PAGE_HEADERS],
+        responses=listing(RepositorySerializer, 400, 401, 403, 404),
+    )
     def get(self, request: Request, project: str) -> Response:
         found = self.visible_project(project)
         self.require((Res.REPOSITORY, Act.LIST), found)
@@ -207,10 +383,22 @@ class RepositoryListView(RepositoryApiView):
 class RepositoryView(RepositoryApiView):
     """GET one repository (seeing one is seeing an entry of the list); DELETE it."""
 
+    @extend_schema(
+        operation_id="getRepository",
+        summary="Get a repository",
+        parameters=REPOSITORY_PARAMETERS,
+        responses={200: RepositorySerializer, **errors(400, 401, 403, 404)},
+    )
     def get(self, request: Request, project: str, repo: str) -> Response:
         repository = self.repository(project, repo, (Res.REPOSITORY, Act.LIST))
         return Response(repository_out(repositories_of(repository.project).get(pk=repository.pk)))
 
+    @extend_schema(
+        operation_id="deleteRepository",
+        summary="Delete a repository with its artifacts and tags",
+        parameters=REPOSITORY_PARAMETERS,
+        responses={**done(), **errors(400, 401, 403, 404)},
+    )
     def delete(self, request: Request, project: str, repo: str) -> Response:
         repository = self.repository(project, repo, (Res.REPOSITORY, Act.DELETE))
         repository_delete(repository=repository, actor=self.actor)
@@ -220,6 +408,28 @@ class RepositoryView(RepositoryApiView):
 class ArtifactListView(RepositoryApiView):
     """GET a repository's artifacts, newest push first (q: tags, media_type, digest, labels)."""
 
+    @extend_schema(
+        operation_id="listArtifacts",
+        summary="List a repository's artifacts, newest push first",
+        description=(
+            "Untagged children of an index and untagged referrers are not listed: they show "
+            "in their index's references and their subject's accessories."
+        ),
+        parameters=[
+            *REPOSITORY_PARAMETERS,
+            *page_parameters(
+                *ARTIFACT_FILTERS,
+                doc=(
+                    "tags: a tag, * (any tag) or nil (untagged); media_type: the manifest's "
+                    "or the artifact type; digest; labels: label ids, (1 2) all of, "
+                    "{1 2} any of."
+                ),
+            ),
+            *WITH_PARAMETERS,
+            *PAGE_HEADERS,
+        ],
+        responses=listing(ArtifactSerializer, 400, 401, 403, 404),
+    )
     def get(self, request: Request, project: str, repo: str) -> Response:
         repository = self.repository(project, repo, (Res.ARTIFACT, Act.LIST))
         artifacts = artifacts_of(repository)
@@ -240,10 +450,23 @@ class ArtifactListView(RepositoryApiView):
 class ArtifactView(RepositoryApiView):
     """GET one artifact by digest or tag; DELETE it with its tags and referrers."""
 
+    @extend_schema(
+        operation_id="getArtifact",
+        summary="Get an artifact by digest or tag",
+        parameters=[*ARTIFACT_PARAMETERS, *WITH_PARAMETERS],
+        responses={200: ArtifactSerializer, **errors(400, 401, 403, 404)},
+    )
     def get(self, request: Request, project: str, repo: str, reference: str) -> Response:
         manifest = self.artifact(project, repo, reference, (Res.ARTIFACT, Act.READ))
         return Response(self.describe([manifest], manifest.repository)[0])
 
+    @extend_schema(
+        operation_id="deleteArtifact",
+        summary="Delete an artifact with its tags and referrers",
+        description="A child of an index cannot be deleted alone (412): delete the index.",
+        parameters=ARTIFACT_PARAMETERS,
+        responses={**done(), **errors(400, 401, 403, 404, 412)},
+    )
     def delete(self, request: Request, project: str, repo: str, reference: str) -> Response:
         manifest = self.artifact(project, repo, reference, (Res.ARTIFACT, Act.DELETE))
         artifact_delete(manifest=manifest, actor=self.actor)
@@ -257,6 +480,12 @@ class TagIn(serializers.Serializer):
 class TagListView(RepositoryApiView):
     """GET an artifact's tags; POST puts a new one on it (``{"name": "v2"}``)."""
 
+    @extend_schema(
+        operation_id="listTags",
+        summary="List an artifact's tags",
+        parameters=[*ARTIFACT_PARAMETERS, *page_parameters("name"), *PAGE_HEADERS],
+        responses=listing(TagSerializer, 400, 401, 403, 404),
+    )
     def get(self, request: Request, project: str, repo: str, reference: str) -> Response:
         manifest = self.artifact(project, repo, reference, (Res.TAG, Act.LIST))
         tags = Tag.objects.filter(manifest=manifest).order_by("name")
@@ -264,6 +493,13 @@ class TagListView(RepositoryApiView):
             request, q_filter(tags, q_terms(request, ("name",)), {"name": "name"}), tag_out
         )
 
+    @extend_schema(
+        operation_id="createTag",
+        summary="Put a new tag on an artifact",
+        request=TagIn,
+        parameters=[*ARTIFACT_PARAMETERS, location("The new tag.")],
+        responses={**done("Created.", 201), **errors(400, 401, 403, 404, 409)},
+    )
     def post(self, request: Request, project: str, repo: str, reference: str) -> Response:
         manifest = self.artifact(project, repo, reference, (Res.TAG, Act.CREATE))
         body = TagIn(data=request.data)
@@ -277,6 +513,12 @@ class TagListView(RepositoryApiView):
 class TagView(RepositoryApiView):
     """DELETE one tag of the artifact."""
 
+    @extend_schema(
+        operation_id="deleteTag",
+        summary="Delete a tag of an artifact",
+        parameters=[*ARTIFACT_PARAMETERS, OpenApiParameter("tag", str, OpenApiParameter.PATH)],
+        responses={**done(), **errors(400, 401, 403, 404)},
+    )
     def delete(
         self, request: Request, project: str, repo: str, reference: str, tag: str
     ) -> Response:
@@ -286,12 +528,20 @@ class TagView(RepositoryApiView):
 
 
 class LabelRefIn(serializers.Serializer):
-    id = serializers.IntegerField(min_value=1)
+    id = serializers.IntegerField(min_value=1, help_text="The label's id.")
 
 
 class ArtifactLabelsView(RepositoryApiView):
     """POST ``{"id": N}`` puts label N on the artifact."""
 
+    @extend_schema(
+        operation_id="addLabel",
+        summary="Put a label on an artifact",
+        description="A global label, or one of the artifact's project (else 400).",
+        request=LabelRefIn,
+        parameters=ARTIFACT_PARAMETERS,
+        responses={**done(), **errors(400, 401, 403, 404, 409)},
+    )
     def post(self, request: Request, project: str, repo: str, reference: str) -> Response:
         manifest = self.artifact(project, repo, reference, (Res.ARTIFACT_LABEL, Act.CREATE))
         body = LabelRefIn(data=request.data)
@@ -306,6 +556,15 @@ class ArtifactLabelsView(RepositoryApiView):
 class ArtifactLabelView(RepositoryApiView):
     """DELETE takes label N off the artifact."""
 
+    @extend_schema(
+        operation_id="removeLabel",
+        summary="Take a label off an artifact",
+        parameters=[
+            *ARTIFACT_PARAMETERS,
+            OpenApiParameter("label_id", OpenApiTypes.INT, OpenApiParameter.PATH),
+        ],
+        responses={**done(), **errors(400, 401, 403, 404)},
+    )
     def delete(
         self, request: Request, project: str, repo: str, reference: str, label_id: str
     ) -> Response:

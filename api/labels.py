@@ -7,6 +7,8 @@ labels are read and written by its role table (``(Res.LABEL, ...)``).
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotAuthenticated, NotFound, ParseError
 from rest_framework.request import Request
@@ -20,8 +22,11 @@ from projects.models import Project
 from rbac.policy import System
 from rbac.roles import Act, Res
 
-from .artifacts import label_out
+from .artifacts import LabelSerializer, label_out
 from .base import ApiView, paginate, q_filter, q_terms
+from .schema import PAGE_HEADERS, done, errors, listing, location, page_parameters
+
+LABEL_ID = OpenApiParameter("label_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 
 
 class LabelIn(serializers.Serializer):
@@ -30,8 +35,14 @@ class LabelIn(serializers.Serializer):
     description = serializers.CharField(
         max_length=1024, required=False, allow_blank=True, default=""
     )
-    scope = serializers.ChoiceField(choices=[Label.GLOBAL, Label.PROJECT], default=Label.GLOBAL)
-    project_id = serializers.IntegerField(required=False, min_value=1)
+    scope = serializers.ChoiceField(
+        choices=[Label.GLOBAL, Label.PROJECT],
+        default=Label.GLOBAL,
+        help_text="g: global (the system admin's); p: a project's.",
+    )
+    project_id = serializers.IntegerField(
+        required=False, min_value=1, help_text="The project, with scope p."
+    )
 
 
 class LabelUpdateIn(serializers.Serializer):
@@ -75,12 +86,36 @@ class LabelApiView(ApiView):
 class LabelListView(LabelApiView):
     """GET global or a project's labels (q: name); POST creates one."""
 
+    @extend_schema(
+        operation_id="listLabels",
+        summary="List global labels, or a project's",
+        parameters=[
+            OpenApiParameter(
+                "scope",
+                str,
+                enum=[Label.GLOBAL, Label.PROJECT],
+                description="g: global labels (the default); p: a project's.",
+            ),
+            OpenApiParameter("project_id", int, description="The project, with scope=p."),
+            OpenApiParameter("name", str, description="The exact name (as q=name=...)."),
+            *page_parameters("name"),
+            *PAGE_HEADERS,
+        ],
+        responses=listing(LabelSerializer, 400, 401, 403, 404),
+    )
     def get(self, request: Request) -> Response:
         scope = request.query_params.get("scope", Label.GLOBAL)
         project = self.scoped(scope, request.query_params.get("project_id"), Act.LIST)
         labels = q_filter(labels_of(project), q_terms(request, ("name",)), {"name": "name"})
         return paginate(request, labels, label_out)
 
+    @extend_schema(
+        operation_id="createLabel",
+        summary="Create a global label (the system admin) or a project's",
+        request=LabelIn,
+        parameters=[location("The new label.")],
+        responses={**done("Created.", 201), **errors(400, 401, 403, 404, 409)},
+    )
     def post(self, request: Request) -> Response:
         body = LabelIn(data=request.data)
         body.is_valid(raise_exception=True)
@@ -101,9 +136,22 @@ class LabelListView(LabelApiView):
 class LabelView(LabelApiView):
     """GET, PUT (name, color, description) and DELETE one label."""
 
+    @extend_schema(
+        operation_id="getLabel",
+        summary="Get a label",
+        parameters=[LABEL_ID],
+        responses={200: LabelSerializer, **errors(401, 403, 404)},
+    )
     def get(self, request: Request, label_id: int) -> Response:
         return Response(label_out(self.label(label_id, Act.READ)))
 
+    @extend_schema(
+        operation_id="updateLabel",
+        summary="Change a label's name, color or description",
+        request=LabelUpdateIn,
+        parameters=[LABEL_ID],
+        responses={**done(), **errors(400, 401, 403, 404, 409)},
+    )
     def put(self, request: Request, label_id: int) -> Response:
         label = self.label(label_id, Act.UPDATE)
         body = LabelUpdateIn(data=request.data)
@@ -111,6 +159,12 @@ class LabelView(LabelApiView):
         label_update(label=label, changes=dict(body.validated_data), actor=self.actor)
         return Response(status=200)
 
+    @extend_schema(
+        operation_id="deleteLabel",
+        summary="Delete a label (it comes off every artifact)",
+        parameters=[LABEL_ID],
+        responses={**done(), **errors(401, 403, 404)},
+    )
     def delete(self, request: Request, label_id: int) -> Response:
         label_delete(label=self.label(label_id, Act.DELETE), actor=self.actor)
         return Response(status=200)

@@ -78,6 +78,17 @@ PAGE_HEADERS = [
 ]
 
 
+def location(description: str) -> OpenApiParameter:
+    """The ``Location`` header of a 201: where the new resource is."""
+    return OpenApiParameter(
+        "Location",
+        OpenApiTypes.STR,
+        location=OpenApiParameter.HEADER,
+        response=[201],
+        description=description,
+    )
+
+
 def listing(item: Any, *statuses: int) -> dict[int, Any]:
     """The responses of a paged list of ``item``: 200 with an array, and the errors."""
     return {200: OpenApiResponse(item(many=True), description="One page."), **errors(*statuses)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema
 import pytest
@@ -15,6 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.openapi import openapi_document
 from tests.api.test_projects_api import api, as_, password_hash, team  # noqa: F401
+from tests.distribution.helpers import push_artifact, push_image, push_index
 from tests.fixtures.server import ADMIN
 
 PREFIX = "api/v2.0/"
@@ -32,13 +33,18 @@ def _routes(patterns: list[Any], prefix: str = ""):
             yield route, pattern.callback
 
 
+def _openapi_route(route: str) -> str:
+    """A ``re_path`` route as a plain one: anchors dropped, each named group its ``<name>``."""
+    return re.sub(r"\(\?P<(\w+)>[^)]*\)", r"<\1>", route.removeprefix("^").removesuffix("$"))
+
+
 def implemented() -> set[tuple[str, str]]:
     """(OpenAPI path, method) for every view method under /api/v2.0/, from Django's resolver."""
     found = set()
     for route, callback in _routes(get_resolver().url_patterns):
         if not route.startswith(PREFIX):
             continue
-        path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route[len(PREFIX) :])
+        path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", _openapi_route(route[len(PREFIX) :]))
         if path in DOCUMENTATION_ROUTES:
             continue
         view = getattr(callback, "cls", None)
@@ -135,17 +141,35 @@ def check(document: dict[str, Any], response: requests.Response, path: str, meth
     jsonschema.validate(response.json(), schema, cls=jsonschema.Draft202012Validator)
 
 
-@pytest.mark.usefixtures("team")
-def test_real_responses_fit_the_document(registry, document) -> None:
-    def call(method: str, path: str, who: str = "admin", **kwargs: Any) -> requests.Response:
+class Caller(Protocol):
+    def __call__(
+        self, method: str, path: str, who: str = ..., status: int | None = ..., **kwargs: Any
+    ) -> requests.Response: ...
+
+
+def caller(registry, document: dict[str, Any], ids: dict[str, Any]) -> Caller:
+    """``call(method, path, who)``: the documented ``path`` with ``ids`` filled in, requested
+    as ``who`` (or anonymously) and checked against the document (and for ``status``)."""
+
+    def call(
+        method: str, path: str, who: str = "admin", status: int | None = None, **kwargs: Any
+    ) -> requests.Response:
         concrete = path.format(**ids)
+        auth = None if who == "anonymous" else as_(who)
         response = requests.request(
-            method, api(registry, concrete.lstrip("/")), auth=as_(who), **kwargs
+            method, api(registry, concrete.lstrip("/")), auth=auth, timeout=60, **kwargs
         )
+        assert status is None or response.status_code == status, (path, who, response.text)
         check(document, response, path, method)
         return response
 
+    return call
+
+
+@pytest.mark.usefixtures("team")
+def test_real_responses_fit_the_document(registry, document) -> None:
     ids: dict[str, Any] = {"project": "team"}
+    call = caller(registry, document, ids)
     robot = {
         "name": "ci",
         "level": "project",
@@ -201,3 +225,142 @@ def test_real_responses_fit_the_document(registry, document) -> None:
     call("get", "/systeminfo")
     call("get", "/health")
     call("get", "/users/current/cli_secret", "dev")
+
+
+COSIGN = "application/vnd.dev.cosign.artifact.sig.v1+json"
+HELM = "application/vnd.cncf.helm.config.v1+json"
+REPOSITORIES = "/projects/{project}/repositories"
+REPOSITORY = REPOSITORIES + "/{repo}"
+ARTIFACTS = REPOSITORY + "/artifacts"
+ARTIFACT = ARTIFACTS + "/{reference}"
+
+
+@pytest.mark.usefixtures("team")
+def test_real_repository_artifact_tag_and_label_responses_fit_the_document(
+    registry, document
+) -> None:
+    """Every field these answer is documented, with its type: an image with annotations and
+    a signature, an index with platforms and references, a chart, tags and labels."""
+    ids: dict[str, Any] = {"project": "team", "repo": "app", "reference": "v1"}
+    call = caller(registry, document, ids)
+    image = push_image(
+        registry, "team/app", "v1", annotations={"org.opencontainers.image.title": "app"}
+    )
+    push_artifact(registry, "team/app", "v1-sig", artifact_type=COSIGN, subject=image)
+    push_artifact(registry, "team/app", "chart-1", artifact_type=HELM)
+    _, children = push_index(registry, "team/tools/multi", "latest")
+    ids["project_id"] = requests.get(api(registry, "projects/team"), auth=ADMIN).json()[
+        "project_id"
+    ]
+
+    # labels: a global one and the project's, read and changed
+    new = {"name": "ok", "color": "#00ff00", "description": "x"}
+    made = call("post", "/labels", json=new, status=201)
+    ids["label_id"] = int(made.headers["Location"].rsplit("/", 1)[1])
+    own = {"name": "team-l", "scope": "p", "project_id": ids["project_id"]}
+    own_made = call("post", "/labels", "pat", json=own, status=201)
+    own_id = int(own_made.headers["Location"].rsplit("/", 1)[1])
+    call("post", "/labels", "pat", json=own, status=409)
+    call("post", "/labels", json={"name": "c", "color": "green"}, status=400)
+    call("post", "/labels", "pat", json={"name": "g"}, status=403)  # global ones are the admin's
+    call("post", "/labels", "out", json={**own, "name": "x"}, status=404)
+    call("post", "/labels", "anonymous", json={"name": "g"}, status=401)
+    listed = call("get", "/labels", "anonymous", params={"q": "name=~o"}, status=200)
+    assert [x["name"] for x in listed.json()] == ["ok"]
+    scoped = {"scope": "p", "project_id": ids["project_id"]}
+    listed = call("get", "/labels", "gus", params=scoped, status=200)
+    assert [x["id"] for x in listed.json()] == [own_id]
+    call("get", "/labels", "lim", params=scoped, status=403)
+    call("get", "/labels", "anonymous", params=scoped, status=401)
+    call("get", "/labels", "out", params=scoped, status=404)
+    call("get", "/labels", params={"scope": "p"}, status=400)
+    call("get", "/labels/{label_id}", "out", status=200)
+    call("put", "/labels/{label_id}", json={"description": "shipped"}, status=200)
+    call("put", "/labels/{label_id}", json={"name": "team-l"}, status=200)  # another scope
+    call("put", "/labels/{label_id}", json={"color": "red"}, status=400)
+    call("put", "/labels/{label_id}", "pat", json={"color": "#000000"}, status=403)
+
+    # labels on the artifact
+    labels = ARTIFACT + "/labels"
+    call("post", labels, "dev", json={"id": ids["label_id"]}, status=200)
+    call("post", labels, "dev", json={"id": own_id}, status=200)
+    call("post", labels, "dev", json={"id": own_id}, status=409)
+    call("post", labels, "dev", json={"id": 999999}, status=404)
+    call("post", labels, "dev", json={"id": "x"}, status=400)
+    call("post", labels, "lim", json={"id": own_id}, status=403)
+
+    # repositories
+    repositories = call("get", REPOSITORIES, "lim", status=200)
+    assert [r["name"] for r in repositories.json()] == ["team/app", "team/tools/multi"]
+    call("get", REPOSITORIES, params={"q": "name=~multi"}, status=200)
+    call("get", REPOSITORIES, params={"q": "colour=red"}, status=400)
+    call("get", REPOSITORIES, "anonymous", status=401)
+    call("get", REPOSITORIES, "out", status=404)
+    call("get", REPOSITORY, "gus", status=200)
+    ids["repo"] = "tools%252Fmulti"
+    assert call("get", REPOSITORY, status=200).json()["name"] == "team/tools/multi"
+    ids["repo"] = "nothere"
+    call("get", REPOSITORY, status=404)
+    ids["repo"] = "Not_A_Name"
+    call("get", REPOSITORY, status=400)
+
+    # artifacts: an image with its signature and labels, the signature itself, a chart
+    ids["repo"] = "app"
+    every = {"with_label": "true", "with_accessory": "true"}
+    listed = call("get", ARTIFACTS, "gus", params=every, status=200).json()
+    assert {a["type"] for a in listed} == {"IMAGE", "SIGNATURE", "CHART"}
+    image_out = next(a for a in listed if a["digest"] == image.digest)
+    assert image_out["annotations"] and image_out["extra_attrs"]["config"]["Labels"]
+    assert len(image_out["labels"]) == 2 and len(image_out["accessories"]) == 1
+    call("get", ARTIFACTS, params={"q": "tags=~v,labels={1 2}", "with_tag": "false"}, status=200)
+    call("get", ARTIFACTS, params={"q": "labels=red"}, status=400)
+    call("get", ARTIFACTS, "out", status=404)
+    call("get", ARTIFACT, "lim", status=200)
+    ids["reference"] = image.digest
+    call("get", ARTIFACT, params=every, status=200)
+    ids["reference"] = "chart-1"
+    assert call("get", ARTIFACT, status=200).json()["extra_attrs"] == {}
+    ids["reference"] = "nope"
+    call("get", ARTIFACT, status=404)
+    ids["reference"] = "sha256:zz"
+    call("get", ARTIFACT, status=400)
+
+    # an index: platforms, references; a child cannot go alone
+    ids.update(repo="tools/multi", reference="latest")
+    multi = call("get", ARTIFACT, params=every, status=200).json()
+    assert len(multi["platforms"]) == 2 and len(multi["references"]) == 2
+    ids["reference"] = children[0].digest
+    call("get", ARTIFACT, status=200)
+    call("delete", ARTIFACT, status=412)
+
+    # tags
+    ids.update(repo="app", reference="v1")
+    tags = ARTIFACT + "/tags"
+    call("post", tags, "dev", json={"name": "v2"}, status=201)
+    call("post", tags, "dev", json={"name": "v2"}, status=409)
+    call("post", tags, "dev", json={"name": "-bad"}, status=400)
+    call("post", tags, "gus", json={"name": "v3"}, status=403)
+    call("post", tags, "anonymous", json={"name": "v3"}, status=401)
+    assert [t["name"] for t in call("get", tags, "lim", status=200).json()] == ["v1", "v2"]
+    call("get", tags, params={"q": "name=v2", "page_size": 1}, status=200)
+    ids["tag"] = "v2"
+    call("delete", tags + "/{tag}", "dev", status=403)
+    call("delete", tags + "/{tag}", "pat", status=200)
+    call("delete", tags + "/{tag}", "pat", status=404)
+
+    # and away with them
+    ids["label_id"] = own_id
+    call("get", "/labels/{label_id}", "anonymous", status=401)
+    call("get", "/labels/{label_id}", "lim", status=403)
+    call("delete", labels + "/{label_id}", "dev", status=200)
+    call("delete", labels + "/{label_id}", "dev", status=404)
+    call("delete", "/labels/{label_id}", "dev", status=403)
+    call("delete", "/labels/{label_id}", "pat", status=200)
+    call("get", "/labels/{label_id}", "pat", status=404)
+    call("delete", ARTIFACT, "dev", status=403)
+    call("delete", ARTIFACT, "pat", status=200)
+    call("delete", REPOSITORY, "anonymous", status=401)
+    call("delete", REPOSITORY, "pat", status=200)
+    ids["repo"] = "tools/multi"
+    call("delete", REPOSITORY, status=200)
+    call("delete", REPOSITORY, status=404)
