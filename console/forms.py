@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from django.http import QueryDict
 
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+from projects.sizes import SizeInvalid
+from projects.sizes import size_parse as parse
 
 
 class FieldInvalid(ValueError):
@@ -14,23 +13,13 @@ class FieldInvalid(ValueError):
 
 
 def size_parse(text: str) -> int | None:
-    """``10G``, ``512 MiB``, ``1048576`` → bytes; empty → None (no limit)."""
-    text = text.strip()
-    if not text:
+    """A quota field: a size, or empty for no limit."""
+    if not text.strip():
         return None
-    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B)?", text, re.IGNORECASE)
-    if not match:
-        raise FieldInvalid(f"not a size: {text!r} (use bytes, or a number with K, M, G or T)")
-    return int(match.group(1)) * _UNITS[match.group(2).upper()]
-
-
-def size_format(size: int | None) -> str:
-    if size is None:
-        return "unlimited"
-    for unit in ("T", "G", "M", "K"):
-        if size >= _UNITS[unit]:
-            return f"{size / _UNITS[unit]:.1f} {unit}iB"
-    return f"{size} B"
+    try:
+        return parse(text)
+    except SizeInvalid as error:
+        raise FieldInvalid(str(error)) from None
 
 
 def flag(data: QueryDict, name: str) -> bool:

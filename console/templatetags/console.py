@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from console.forms import size_format
+from projects.sizes import size_format
 
 register = template.Library()
 

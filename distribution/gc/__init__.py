@@ -19,6 +19,8 @@ from django.db.models import Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from projects.sizes import size_format
+
 from ..blobstore import blob_store
 from ..models import GCRun, GCStatus
 from .blobs import (
@@ -38,7 +40,6 @@ __all__ = [
     "BATCH_SIZE",
     "GCLocked",
     "blob_reclaim",
-    "format_size",
     "gc_enqueue",
     "gc_lock",
     "gc_run",
@@ -251,21 +252,9 @@ def _summary(run: GCRun) -> str:
         f"{run.blobs_deleted} blobs, {run.manifests_deleted} manifests, "
         f"{run.uploads_deleted} uploads"
     )
-    size = format_size(run.bytes_freed)
+    size = size_format(run.bytes_freed)
     if run.dry_run:
         return f"would free {size}: {counts}"
     if run.status == GCStatus.FAILED:
         return f"failed after freeing {size}: {counts}"
     return f"freed {size}: {counts}"
-
-
-def format_size(size: int) -> str:
-    """Bytes in binary units, as people read them: 0 B, 512 B, 1.5 KiB, 123 MiB."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    if unit == "B":
-        return f"{size} B"
-    return f"{value:.1f} {unit}".replace(".0 ", " ")

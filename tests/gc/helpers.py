@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from distribution import services
 from distribution.blobstore import blob_store
+from distribution.gc import gc_lock
 from distribution.models import Blob, Manifest
 from tests.distribution.helpers import (
     EMPTY_JSON,
@@ -131,3 +136,26 @@ def intact(digest: str) -> bool:
 
 def gone(digest: str) -> bool:
     return not Blob.objects.filter(digest=digest).exists() and not stored(digest)
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(hold_for: float = 60) -> Iterator[None]:
+    """Another collector holds the GC lock (in a thread with its own connection) meanwhile."""
+    held, release = threading.Event(), threading.Event()
+
+    def other_collector() -> None:
+        try:
+            with gc_lock():
+                held.set()
+                release.wait(hold_for)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_collector)
+    thread.start()
+    try:
+        assert held.wait(10), "the other collector did not get the lock"
+        yield
+    finally:
+        release.set()
+        thread.join(30)

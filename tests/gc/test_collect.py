@@ -14,7 +14,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from distribution import selectors, services
 from distribution.exceptions import BlobUnknown, ManifestBlobUnknown
-from distribution.gc import GCLocked, format_size, gc_lock, gc_run
+from distribution.gc import GCLocked, gc_lock, gc_run
 from distribution.models import (
     Blob,
     BlobState,
@@ -25,6 +25,7 @@ from distribution.models import (
     Upload,
 )
 from distribution.storage import BlobStore
+from projects.sizes import size_format as format_size
 from tests.distribution.helpers import EMPTY_JSON, make_config, make_image_manifest
 
 from .helpers import (
@@ -34,6 +35,7 @@ from .helpers import (
     digest_of,
     gone,
     intact,
+    lock_held_elsewhere,
     push_blob,
     push_image,
     push_index,
@@ -363,29 +365,13 @@ def test_a_failure_midway_leaves_the_rest_intact_and_the_run_failed(
 def test_only_one_collection_runs_at_a_time(project, fs_store) -> None:
     from distribution.gc import gc_run_create, gc_run_execute
 
-    held, release = threading.Event(), threading.Event()
-
-    def other_collector() -> None:
-        try:
-            with gc_lock():
-                held.set()
-                release.wait(30)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=other_collector)
-    thread.start()
-    try:
-        assert held.wait(10)
+    with lock_held_elsewhere():
         with pytest.raises(GCLocked):
             gc_run(grace=0)
         pending = gc_run_create(grace=0)
         refused = gc_run_execute(run_id=pending.pk)
         assert refused is not None and refused.status == GCStatus.FAILED
         assert "another garbage collection is running" in refused.log
-    finally:
-        release.set()
-        thread.join(30)
     assert gc_run(grace=0).status == GCStatus.SUCCEEDED
 
 

@@ -5,21 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.db import connection
 
-from distribution.gc import gc_enqueue, gc_lock
+from distribution.gc import gc_enqueue
 from distribution.models import GCRun, GCStatus
 from harborpy.celery import app, beat_schedule, cron_schedule
 from harborpy.checks import gc_settings
 from tests.fixtures.server import database_url
 
-from .helpers import age_everything, gone, intact, push_blob, push_image
+from .helpers import age_everything, gone, intact, lock_held_elsewhere, push_blob, push_image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,24 +53,8 @@ def test_the_command_reports_progress_and_refuses_a_second_collector(
     )
     assert intact(garbage)
 
-    held, release = threading.Event(), threading.Event()
-
-    def other_collector() -> None:
-        try:
-            with gc_lock():
-                held.set()
-                release.wait(60)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=other_collector)
-    thread.start()
-    try:
-        assert held.wait(10)
+    with lock_held_elsewhere():
         refused = harborpy_gc("--grace", "0", storage=storage)
-    finally:
-        release.set()
-        thread.join(30)
     assert refused.returncode == 75, refused.stderr
     assert "another garbage collection is running" in refused.stderr
     assert intact(garbage)

@@ -134,7 +134,7 @@ def test_the_project_command(registry):
     push_blob(registry, "cli-made/app", os.urandom(2048))
     listing = harborpy_command(registry, "project", "list")
     row = next(line for line in listing.splitlines() if line.startswith("cli-made "))
-    assert row.split()[1:] == ["private", "2.0", "KiB", "10.0", "MiB"]
+    assert row.split()[1:] == ["private", "2", "KiB", "10", "MiB"]
     harborpy_command(registry, "project", "set", "cli-made", "--public", "--no-quota")
     project.refresh_from_db()
     assert (project.public, project.quota_bytes) == (True, None)

@@ -9,7 +9,6 @@ SIZE is bytes or a number with K, M, G or T (binary units).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.core.management import call_command
@@ -19,24 +18,14 @@ from distribution.selectors import project_usage
 from projects.exceptions import ProjectError
 from projects.selectors import project_get, project_list
 from projects.services import project_create, project_update
-
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+from projects.sizes import SizeInvalid, size_format, size_parse
 
 
 def parse_size(text: str) -> int:
-    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B)?", text.strip(), re.IGNORECASE)
-    if not match:
-        raise CommandError(f"not a size: {text!r} (use bytes, or a number with K, M, G or T)")
-    return int(match.group(1)) * _UNITS[match.group(2).upper()]
-
-
-def format_size(size: int | None) -> str:
-    if size is None:
-        return "unlimited"
-    for unit in ("T", "G", "M", "K"):
-        if size >= _UNITS[unit]:
-            return f"{size / _UNITS[unit]:.1f} {unit}iB"
-    return f"{size} B"
+    try:
+        return size_parse(text)
+    except SizeInvalid as error:
+        raise CommandError(str(error)) from None
 
 
 class Command(BaseCommand):
@@ -85,7 +74,7 @@ class Command(BaseCommand):
     def _list(self, options: dict[str, Any]) -> None:
         self.stdout.write(f"{'NAME':<32} {'VISIBILITY':<10} {'USED':>12} {'QUOTA':>12}")
         for project in project_list():
-            used = format_size(project_usage(project=project))
+            used = size_format(project_usage(project=project))
             visibility = "public" if project.public else "private"
-            quota = format_size(project.quota_bytes)
+            quota = size_format(project.quota_bytes)
             self.stdout.write(f"{project.name:<32} {visibility:<10} {used:>12} {quota:>12}")
