@@ -66,7 +66,9 @@ class GCRunSerializer(serializers.Serializer):
 
 
 class GCScheduleTypeSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=[MANUAL, CUSTOM, NONE])
+    type = serializers.CharField(
+        help_text="Manual starts a run now; the schedule itself is Custom (a cron) or None."
+    )
     cron = serializers.CharField(required=False, allow_blank=True)
 
 

@@ -66,8 +66,11 @@ def gc_lock_held() -> bool:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
+                # Advisory locks are per database; pg_locks shows the whole cluster's.
                 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
-                " AND granted AND classid = 0 AND objid = %s AND objsubid = 1)",
+                " AND granted AND classid = 0 AND objid = %s AND objsubid = 1"
+                " AND database = (SELECT oid FROM pg_database"
+                " WHERE datname = current_database()))",
                 [ADVISORY_KEY],
             )
             (held,) = cursor.fetchone()
