@@ -24,8 +24,8 @@ from tests.fixtures.server import LiveServer, start_server
 START = {"schedule": {"type": "Manual"}, "parameters": {"dry_run": False, "grace": 0}}
 
 
-@pytest.fixture
-def gc_worker(registry: LiveServer, settings) -> Iterator[Any]:
+@pytest.fixture(name="gc_worker")
+def gc_worker_fixture(registry: LiveServer, settings) -> Iterator[Any]:
     """A Celery worker on Redis in this process, on the server's database and store."""
     settings.HARBORPY_STORAGE = (registry.data / "storage").as_uri()
     app.loader.import_module("distribution.tasks")
