@@ -122,7 +122,18 @@ def _dispatch(run_id: int) -> None:
     if settings.REDIS_URL:
         from ..tasks import run_gc
 
-        run_gc.delay(run_id)
+        try:
+            run_gc.delay(run_id)
+        except Exception as error:
+            # A pending run nobody will carry out would refuse every later start.
+            now = timezone.now()
+            GCRun.objects.filter(pk=run_id, status=GCStatus.PENDING).update(
+                status=GCStatus.FAILED,
+                started_at=now,
+                finished_at=now,
+                log=f"could not hand the run to a worker: {type(error).__name__}: {error}\n",
+            )
+            raise
         return
     thread = threading.Thread(target=_run_here, args=(run_id,), name=f"gc-{run_id}", daemon=True)
     thread.start()
