@@ -18,6 +18,7 @@ from rest_framework.settings import api_settings
 from distribution.exceptions import (
     ArtifactLabelExists,
     DigestInvalid,
+    GCBusy,
     LabelExists,
     LabelInvalid,
     LabelUnknown,
@@ -78,6 +79,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (ProjectNotEmpty, 412),
     (RequestDataTooBig, 413),
     (TagExists, 409),
+    (GCBusy, 409),
     (LabelExists, 409),
     (ArtifactLabelExists, 409),
     (LabelInvalid, 400),

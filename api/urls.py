@@ -7,6 +7,7 @@ from . import (
     artifacts,
     audit,
     configurations,
+    gc,
     groups,
     labels,
     openapi,
@@ -60,6 +61,10 @@ urlpatterns = [
     path("statistics", quotas.StatisticView.as_view()),
     path("configurations", configurations.ConfigurationsView.as_view()),
     path("apply", apply.ApplyView.as_view()),
+    path("system/gc", gc.GCListView.as_view()),
+    path("system/gc/schedule", gc.GCScheduleView.as_view()),
+    path("system/gc/<int:gc_id>", gc.GCRunView.as_view()),
+    path("system/gc/<int:gc_id>/log", gc.GCLogView.as_view()),
     path("systeminfo", system.SystemInfoView.as_view()),
     path("health", system.HealthView.as_view()),
     # the OpenAPI document, and Swagger UI over it (docs/api.md)

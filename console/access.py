@@ -54,6 +54,8 @@ SYSTEM_ABILITIES: dict[str, tuple[str, str]] = {
     "see_groups": (System.GROUP, Act.LIST),
     "change_settings": (System.SETTING, Act.UPDATE),
     "see_audit_log": (System.AUDIT_LOG, Act.LIST),
+    "see_gc": (System.GC, Act.LIST),
+    "run_gc": (System.GC, Act.CREATE),
 }
 
 

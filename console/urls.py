@@ -44,4 +44,5 @@ urlpatterns = [
     path("administration/groups/", admin.groups_page, name="admin_groups"),
     path("administration/settings/", admin.settings_page, name="admin_settings"),
     path("administration/audit/", admin.audit_page, name="admin_audit"),
+    path("administration/gc/", admin.gc_page, name="admin_gc"),
 ]

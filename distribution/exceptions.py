@@ -165,3 +165,7 @@ class LabelInvalid(Exception):
 
 class ArtifactLabelExists(Exception):
     """The artifact carries the label already."""
+
+
+class GCBusy(Exception):
+    """A garbage collection is already pending or running: one at a time."""

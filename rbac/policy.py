@@ -53,6 +53,7 @@ class System(StrEnum):
     AUDIT_LOG = "audit-log"
     QUOTA = "quota"  # every project's quota and the storage used in all
     LABEL = "system-label"  # global labels: create, update, delete
+    GC = "gc"  # garbage collection: list runs, start one
 
 
 class Kind(StrEnum):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import template
 
 from projects.sizes import size_format
@@ -62,3 +64,15 @@ def size_input(value: int | None) -> str:
         if value % factor == 0:
             return f"{value // factor}{unit}"
     return str(value)
+
+
+@register.filter
+def took(run: Any) -> str:
+    """How long a finished job took: ``0.4 s``, ``12 s``, ``3 min 5 s``."""
+    if not (run.started_at and run.finished_at):
+        return "-"
+    seconds = (run.finished_at - run.started_at).total_seconds()
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"

@@ -1,15 +1,20 @@
-"""Administration (system admins): users, groups, system settings, the audit log."""
+"""Administration (system admins): users, groups, system settings, the audit log, GC."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from audit.selectors import audit_actions, audit_list, audit_verify
+from distribution.exceptions import GCBusy
+from distribution.gc import format_size, gc_run_list, gc_start
+from distribution.models import GCRun, GCStatus
 from rbac.bindings import setting_set
 from rbac.exceptions import PasswordInvalid, UserChangeDenied, UserExists, UserInvalid
 from rbac.policy import PROJECT_CREATION, PROJECT_CREATION_CHOICES, project_creation_restriction
@@ -119,3 +124,76 @@ def audit_page(request: HttpRequest) -> HttpResponse:
         "chain": audit_verify(),
     }
     return render(request, "console/admin_audit.html", context)
+
+
+@console_page("GET", "POST")
+def gc_page(request: HttpRequest) -> HttpResponse:
+    """Garbage collection: start a run, the runs with their counts and logs, bytes freed."""
+    can = system_access(request, "see_gc")
+    if request.method == "POST":
+        system_access(request, "run_gc")
+        dry_run = flag(request.POST, "dry_run")
+        try:
+            run = gc_start(dry_run=dry_run, untagged=flag(request.POST, "delete_untagged"))
+        except GCBusy as error:
+            messages.error(request, f"{error}; try again when it has finished.")
+        else:
+            kind = "dry run" if dry_run else "run"
+            messages.success(request, f"Garbage collection {kind} {run.pk} was started.")
+        return redirect("console:admin_gc")
+    page = Paginator(gc_run_list(), GC_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "can": can,
+        "area": "gc",
+        "page": page,
+        "keep": "",
+        "active": any(run.status in (GCStatus.PENDING, GCStatus.RUNNING) for run in page),
+        "chart": gc_chart(list(gc_run_list()[:CHART_RUNS])),
+        "schedule": settings.HARBORPY_GC_SCHEDULE,
+    }
+    return render(request, "console/admin_gc.html", context)
+
+
+GC_PAGE_SIZE = 20
+CHART_RUNS = 30
+CHART_HEIGHT, CHART_BAR, CHART_GAP = 120, 18, 6
+
+
+@dataclass
+class Bar:
+    """One run's bar in the chart of bytes freed (SVG coordinates)."""
+
+    run: GCRun
+    x: int
+    y: int
+    height: int
+    label: str
+
+
+@dataclass
+class Chart:
+    bars: list[Bar]
+    width: int
+    height: int
+    top: str  # the tallest bar's size, for the axis
+
+
+def gc_chart(runs: list[GCRun]) -> Chart:
+    """Bars of bytes freed (would be freed, for dry runs) by finished run, oldest left."""
+    done = [r for r in reversed(runs) if r.status in (GCStatus.SUCCEEDED, GCStatus.FAILED)]
+    most = max((r.bytes_freed for r in done), default=0)
+    bars = []
+    for index, run in enumerate(done):
+        height = round(run.bytes_freed / most * CHART_HEIGHT) if most else 0
+        height = max(height, 1)  # a hairline: the run happened, and freed nothing
+        bars.append(
+            Bar(
+                run=run,
+                x=index * (CHART_BAR + CHART_GAP),
+                y=CHART_HEIGHT - height,
+                height=height,
+                label=format_size(run.bytes_freed),
+            )
+        )
+    width = max(len(bars) * (CHART_BAR + CHART_GAP), 1)
+    return Chart(bars=bars, width=width, height=CHART_HEIGHT, top=format_size(most))

@@ -10,18 +10,20 @@ it runs is in docs/gc.md.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Value
+from django.db import connections, transaction
+from django.db.models import QuerySet, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
 from projects.sizes import size_format
 
 from ..blobstore import blob_store
+from ..exceptions import GCBusy
 from ..models import GCRun, GCStatus
 from .blobs import (
     Freed,
@@ -32,7 +34,7 @@ from .blobs import (
     blobs_sweep,
     blobs_unmark,
 )
-from .lock import GCLocked, gc_lock
+from .lock import GCLocked, gc_lock, gc_lock_held, gc_start_lock
 from .manifests import manifests_delete, manifests_untagged
 from .uploads import orphans_delete, uploads_abandoned, uploads_delete, uploads_orphaned
 
@@ -45,6 +47,9 @@ __all__ = [
     "gc_run",
     "gc_run_create",
     "gc_run_execute",
+    "gc_run_get",
+    "gc_run_list",
+    "gc_start",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,13 +73,81 @@ def gc_run_create(
 
 
 def gc_enqueue(*, dry_run: bool = False, untagged: bool = False, grace: int | None = None) -> GCRun:
-    """Record a pending run and hand it to a worker once the row is committed."""
-    from ..tasks import run_gc
+    """Record a pending run and hand it to a worker once the row is committed.
 
+    With Redis (``REDIS_URL``) the worker is a Celery worker.  Without it (the
+    embedded server) no worker consumes the queue, so the run is carried out
+    by a thread of this process.
+    """
     with transaction.atomic():
         run = gc_run_create(dry_run=dry_run, untagged=untagged, grace=grace)
-        transaction.on_commit(lambda: run_gc.delay(run.pk))
+        transaction.on_commit(lambda: _dispatch(run.pk))
     return run
+
+
+def gc_start(*, dry_run: bool = False, untagged: bool = False, grace: int | None = None) -> GCRun:
+    """Start a run now (the API and the console): record it and hand it to a worker.
+
+    Raises GCBusy when a run is pending or running.  A run left ``running`` by
+    a collector that died (nobody holds the collectors' lock) is marked failed
+    first, so it does not block new runs for ever.
+    """
+    active = (GCStatus.PENDING, GCStatus.RUNNING)
+    try:
+        with gc_start_lock():
+            if GCRun.objects.filter(status=GCStatus.PENDING).exists():
+                raise GCBusy("a garbage collection is waiting to run")
+            if GCRun.objects.filter(status=GCStatus.RUNNING).exists():
+                if gc_lock_held():
+                    raise GCBusy("a garbage collection is running")
+                GCRun.objects.filter(status__in=active).update(
+                    status=GCStatus.FAILED,
+                    finished_at=timezone.now(),
+                    log=Concat("log", Value("interrupted\n")),
+                )
+            return gc_enqueue(dry_run=dry_run, untagged=untagged, grace=grace)
+    except GCLocked:
+        raise GCBusy("a garbage collection is being started") from None
+
+
+def gc_run_list() -> QuerySet[GCRun]:
+    """Every run, newest first."""
+    return GCRun.objects.order_by("-created_at", "-id")
+
+
+def gc_run_get(*, run_id: int) -> GCRun | None:
+    return GCRun.objects.filter(pk=run_id).first()
+
+
+def _dispatch(run_id: int) -> None:
+    if settings.REDIS_URL:
+        from ..tasks import run_gc
+
+        try:
+            run_gc.delay(run_id)
+        except Exception as error:
+            # A pending run nobody will carry out would refuse every later start.
+            now = timezone.now()
+            GCRun.objects.filter(pk=run_id, status=GCStatus.PENDING).update(
+                status=GCStatus.FAILED,
+                started_at=now,
+                finished_at=now,
+                log=f"could not hand the run to a worker: {type(error).__name__}: {error}\n",
+            )
+            raise
+        return
+    thread = threading.Thread(target=_run_here, args=(run_id,), name=f"gc-{run_id}", daemon=True)
+    thread.start()
+
+
+def _run_here(run_id: int) -> None:
+    """The in-process worker of the embedded server: one run, then its own connection closed."""
+    try:
+        gc_run_execute(run_id=run_id)
+    except Exception:
+        logger.exception("garbage collection %s could not run", run_id)
+    finally:
+        connections.close_all()
 
 
 def gc_run(

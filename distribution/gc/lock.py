@@ -22,6 +22,10 @@ from django.db import DatabaseError, connection
 ADVISORY_KEY = 0x68706763
 
 
+# Serializes starting runs from the API and console (check for an active run, then record).
+START_KEY = ADVISORY_KEY + 1
+
+
 class GCLocked(Exception):
     """Another garbage collection (or a push finishing one's deletion) holds the lock."""
 
@@ -40,9 +44,48 @@ def gc_lock() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _advisory_lock() -> Iterator[None]:
+def gc_start_lock() -> Iterator[None]:
+    """Hold the lock that serializes starting runs, or raise GCLocked at once.
+
+    Separate from ``gc_lock``: a collector holds that one for its whole run.
+    """
+    if connection.vendor == "postgresql":
+        with _advisory_lock(START_KEY):
+            yield
+    else:
+        with _file_lock(_lock_path(".gc-start-lock")):
+            yield
+
+
+def gc_lock_held() -> bool:
+    """Whether some process holds the collectors' lock now (without taking it).
+
+    On SQLite the probe takes the lock for an instant; callers use it only while
+    no run is pending, so no collector is about to take it.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # Advisory locks are per database; pg_locks shows the whole cluster's.
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                " AND granted AND classid = 0 AND objid = %s AND objsubid = 1"
+                " AND database = (SELECT oid FROM pg_database"
+                " WHERE datname = current_database()))",
+                [ADVISORY_KEY],
+            )
+            (held,) = cursor.fetchone()
+        return bool(held)
+    try:
+        with _file_lock(_lock_path()):
+            return False
+    except GCLocked:
+        return True
+
+
+@contextlib.contextmanager
+def _advisory_lock(key: int = ADVISORY_KEY) -> Iterator[None]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY])
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
         (acquired,) = cursor.fetchone()
     if not acquired:
         raise GCLocked("another garbage collection is running")
@@ -51,14 +94,14 @@ def _advisory_lock() -> Iterator[None]:
     finally:
         # A broken connection has released the lock with itself.
         with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
-def _lock_path() -> Path:
+def _lock_path(suffix: str = ".gc-lock") -> Path:
     name = str(connection.settings_dict["NAME"])
     if name == ":memory:" or name.startswith("file:"):
-        return Path(settings.DATA_DIR) / "gc.lock"
-    return Path(name + ".gc-lock")
+        return Path(settings.DATA_DIR) / ("gc" + suffix.replace(".gc-", "."))
+    return Path(name + suffix)
 
 
 @contextlib.contextmanager

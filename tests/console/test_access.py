@@ -15,7 +15,7 @@ from django.urls import URLPattern, reverse
 from audit.models import AuditEntry
 from audit.services import SYSTEM
 from console.urls import urlpatterns
-from distribution.models import Manifest, Repository, Tag
+from distribution.models import GCRun, Manifest, Repository, Tag
 from projects.models import Project
 from rbac.bindings import Subject, binding_set
 from rbac.models import SystemSetting
@@ -117,6 +117,7 @@ def test_the_battery_covers_every_kind_of_change() -> None:
         "project_quota",
         "user_admin",
         "admin_settings",
+        "admin_gc",
     } <= names, names
 
 
@@ -127,6 +128,7 @@ def test_a_guest_is_refused_and_changes_nothing(pattern: URLPattern, world) -> N
     assert response.status_code == 403
     assert AuditEntry.objects.count() == before, "nothing was changed (or recorded)"
     assert Tag.objects.filter(name="1").exists() and Manifest.objects.exists()
+    assert not GCRun.objects.exists(), "no garbage collection was started"
 
 
 @pytest.mark.parametrize("pattern", ENDPOINTS, ids=lambda p: p.name)

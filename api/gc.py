@@ -1,0 +1,204 @@
+"""Garbage collection in Harbor v2's shapes: /api/v2.0/system/gc[/{id}[/log]], /system/gc/schedule.
+
+System admins only.  ``POST /system/gc/schedule`` with a ``Manual`` schedule
+starts a run now; the periodic schedule is the ``HARBORPY_GC_SCHEDULE``
+setting, which the API shows but does not change.  How a run goes is in
+docs/gc.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from distribution.gc import gc_run_get, gc_run_list, gc_start
+from distribution.models import GCRun, GCStatus
+from rbac.policy import System
+from rbac.roles import Act
+
+from .base import ApiView, paginate
+from .schema import PAGE_HEADERS, errors, listing, page_parameters
+
+# Harbor's job states for ours.
+JOB_STATUS = {
+    GCStatus.PENDING: "Pending",
+    GCStatus.RUNNING: "Running",
+    GCStatus.SUCCEEDED: "Success",
+    GCStatus.FAILED: "Error",
+}
+MANUAL, CUSTOM, NONE = "Manual", "Custom", "None"
+
+
+class GCParametersSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(default=False, help_text="Count only; delete nothing.")
+    delete_untagged = serializers.BooleanField(
+        default=False, help_text="Delete untagged manifests too."
+    )
+    grace = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="Seconds a recently pushed blob is spared (default HARBORPY_GC_GRACE).",
+    )
+
+
+class GCRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    job_name = serializers.CharField(help_text="GARBAGE_COLLECTION")
+    job_kind = serializers.CharField(help_text="MANUAL")
+    job_status = serializers.ChoiceField(choices=list(JOB_STATUS.values()))
+    job_parameters = GCParametersSerializer()
+    creation_time = serializers.DateTimeField()
+    update_time = serializers.DateTimeField()
+    start_time = serializers.DateTimeField(allow_null=True)
+    end_time = serializers.DateTimeField(allow_null=True)
+    blobs_deleted = serializers.IntegerField(help_text="For a dry run: would be deleted.")
+    manifests_deleted = serializers.IntegerField()
+    uploads_deleted = serializers.IntegerField()
+    bytes_freed = serializers.IntegerField(help_text="For a dry run: would be freed.")
+
+
+class GCScheduleTypeSerializer(serializers.Serializer):
+    type = serializers.CharField(
+        help_text="Manual starts a run now; the schedule itself is Custom (a cron) or None."
+    )
+    cron = serializers.CharField(required=False, allow_blank=True)
+
+
+class GCStartSerializer(serializers.Serializer):
+    schedule = GCScheduleTypeSerializer()
+    parameters = GCParametersSerializer(required=False)
+
+    def validate_schedule(self, value: dict[str, Any]) -> dict[str, Any]:
+        if value["type"] != MANUAL:
+            raise serializers.ValidationError(
+                "only Manual: the periodic schedule is the HARBORPY_GC_SCHEDULE setting"
+            )
+        return value
+
+
+class GCScheduleSerializer(serializers.Serializer):
+    schedule = GCScheduleTypeSerializer()
+    parameters = GCParametersSerializer()
+
+
+def gc_out(run: GCRun) -> dict[str, Any]:
+    updated = run.finished_at or run.started_at or run.created_at
+    return {
+        "id": run.pk,
+        "job_name": "GARBAGE_COLLECTION",
+        "job_kind": "MANUAL",
+        "job_status": JOB_STATUS[GCStatus(run.status)],
+        "job_parameters": {
+            "dry_run": run.dry_run,
+            "delete_untagged": run.untagged,
+            "grace": run.grace,
+        },
+        "creation_time": run.created_at.isoformat(),
+        "update_time": updated.isoformat(),
+        "start_time": run.started_at.isoformat() if run.started_at else None,
+        "end_time": run.finished_at.isoformat() if run.finished_at else None,
+        "blobs_deleted": run.blobs_deleted,
+        "manifests_deleted": run.manifests_deleted,
+        "uploads_deleted": run.uploads_deleted,
+        "bytes_freed": run.bytes_freed,
+    }
+
+
+class GCView(ApiView):
+    def run(self, gc_id: int) -> GCRun:
+        self.require((System.GC, Act.READ))
+        run = gc_run_get(run_id=gc_id)
+        if run is None:
+            raise NotFound(f"garbage collection {gc_id} not found")
+        return run
+
+
+class GCListView(GCView):
+    """GET the runs, newest first."""
+
+    @extend_schema(
+        operation_id="getGCHistory",
+        summary="List garbage collections",
+        parameters=[*page_parameters(), *PAGE_HEADERS],
+        responses=listing(GCRunSerializer, 400, 401, 403),
+    )
+    def get(self, request: Request) -> Response:
+        self.require((System.GC, Act.LIST))
+        return paginate(request, gc_run_list(), gc_out)
+
+
+class GCRunView(GCView):
+    @extend_schema(
+        operation_id="getGC",
+        summary="Get a garbage collection",
+        responses={200: GCRunSerializer, **errors(401, 403, 404)},
+    )
+    def get(self, request: Request, gc_id: int) -> Response:
+        return Response(gc_out(self.run(gc_id)))
+
+
+class GCLogView(GCView):
+    @extend_schema(
+        operation_id="getGCLog",
+        summary="The log of a garbage collection (text/plain)",
+        responses={
+            200: OpenApiResponse(OpenApiTypes.STR, description="One line per phase."),
+            **errors(401, 403, 404),
+        },
+    )
+    def get(self, request: Request, gc_id: int) -> HttpResponse:
+        return HttpResponse(self.run(gc_id).log, content_type="text/plain; charset=utf-8")
+
+
+class GCScheduleView(ApiView):
+    """GET the periodic schedule (from the settings); POST a Manual one starts a run now."""
+
+    @extend_schema(
+        operation_id="getGCSchedule",
+        summary="The garbage-collection schedule (HARBORPY_GC_SCHEDULE, read-only)",
+        responses={200: GCScheduleSerializer, **errors(401, 403)},
+    )
+    def get(self, request: Request) -> Response:
+        self.require((System.GC, Act.READ))
+        cron = settings.HARBORPY_GC_SCHEDULE
+        return Response(
+            {
+                "schedule": {"type": CUSTOM if cron else NONE, "cron": cron},
+                "parameters": {
+                    "dry_run": False,
+                    "delete_untagged": settings.HARBORPY_GC_SCHEDULE_UNTAGGED,
+                    "grace": settings.HARBORPY_GC_GRACE,
+                },
+            }
+        )
+
+    @extend_schema(
+        operation_id="createGCSchedule",
+        summary="Start a garbage collection now (schedule type Manual)",
+        request=GCStartSerializer,
+        responses={
+            201: OpenApiResponse(GCRunSerializer, description="Started; Location names the run."),
+            **errors(400, 401, 403, 409),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        self.require((System.GC, Act.CREATE))
+        body = GCStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        parameters = body.validated_data.get("parameters") or {}
+        run = gc_start(
+            dry_run=parameters.get("dry_run", False),
+            untagged=parameters.get("delete_untagged", False),
+            grace=parameters.get("grace"),
+        )
+        response = Response(gc_out(run), status=201)
+        response["Location"] = f"/api/v2.0/system/gc/{run.pk}"
+        return response
