@@ -198,6 +198,7 @@ class GCScheduleView(ApiView):
             dry_run=parameters.get("dry_run", False),
             untagged=parameters.get("delete_untagged", False),
             grace=parameters.get("grace"),
+            actor=self.actor,
         )
         response = Response(gc_out(run), status=201)
         response["Location"] = f"/api/v2.0/system/gc/{run.pk}"

@@ -13,8 +13,9 @@ from django.shortcuts import redirect, render
 
 from audit.selectors import audit_actions, audit_list, audit_verify
 from distribution.exceptions import GCBusy
-from distribution.gc import format_size, gc_run_list, gc_start
+from distribution.gc import gc_run_list, gc_start
 from distribution.models import GCRun, GCStatus
+from projects.sizes import size_format
 from rbac.bindings import setting_set
 from rbac.exceptions import PasswordInvalid, UserChangeDenied, UserExists, UserInvalid
 from rbac.policy import PROJECT_CREATION, PROJECT_CREATION_CHOICES, project_creation_restriction
@@ -134,7 +135,11 @@ def gc_page(request: HttpRequest) -> HttpResponse:
         system_access(request, "run_gc")
         dry_run = flag(request.POST, "dry_run")
         try:
-            run = gc_start(dry_run=dry_run, untagged=flag(request.POST, "delete_untagged"))
+            run = gc_start(
+                dry_run=dry_run,
+                untagged=flag(request.POST, "delete_untagged"),
+                actor=actor_of(request),
+            )
         except GCBusy as error:
             messages.error(request, f"{error}; try again when it has finished.")
         else:
@@ -192,8 +197,8 @@ def gc_chart(runs: list[GCRun]) -> Chart:
                 x=index * (CHART_BAR + CHART_GAP),
                 y=CHART_HEIGHT - height,
                 height=height,
-                label=format_size(run.bytes_freed),
+                label=size_format(run.bytes_freed),
             )
         )
     width = max(len(bars) * (CHART_BAR + CHART_GAP), 1)
-    return Chart(bars=bars, width=width, height=CHART_HEIGHT, top=format_size(most))
+    return Chart(bars=bars, width=width, height=CHART_HEIGHT, top=size_format(most))

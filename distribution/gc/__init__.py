@@ -20,6 +20,7 @@ from django.db.models import QuerySet, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from audit.services import SYSTEM, Actor, audit_record
 from projects.sizes import size_format
 
 from ..blobstore import blob_store
@@ -85,7 +86,13 @@ def gc_enqueue(*, dry_run: bool = False, untagged: bool = False, grace: int | No
     return run
 
 
-def gc_start(*, dry_run: bool = False, untagged: bool = False, grace: int | None = None) -> GCRun:
+def gc_start(
+    *,
+    dry_run: bool = False,
+    untagged: bool = False,
+    grace: int | None = None,
+    actor: Actor = SYSTEM,
+) -> GCRun:
     """Start a run now (the API and the console): record it and hand it to a worker.
 
     Raises GCBusy when a run is pending or running.  A run left ``running`` by
@@ -105,7 +112,19 @@ def gc_start(*, dry_run: bool = False, untagged: bool = False, grace: int | None
                     finished_at=timezone.now(),
                     log=Concat("log", Value("interrupted\n")),
                 )
-            return gc_enqueue(dry_run=dry_run, untagged=untagged, grace=grace)
+            run = gc_enqueue(dry_run=dry_run, untagged=untagged, grace=grace)
+            audit_record(
+                actor=actor,
+                action="gc",
+                resource="system:gc",
+                detail={
+                    "run": run.pk,
+                    "dry_run": dry_run,
+                    "untagged": untagged,
+                    "grace": run.grace,
+                },
+            )
+            return run
     except GCLocked:
         raise GCBusy("a garbage collection is being started") from None
 

@@ -92,6 +92,14 @@ def test_a_run_started_over_the_api_collects_on_the_worker(registry, gc_worker) 
     assert newest["id"] == dry.json()["id"] and newest["job_parameters"]["dry_run"] is True
     assert newest["job_parameters"]["grace"] == 7200  # HARBORPY_GC_GRACE's default
     assert newest["job_name"] == "GARBAGE_COLLECTION"
+    # who started which run is in the audit log
+    from audit.models import AuditEntry
+
+    started = AuditEntry.objects.filter(action="gc", resource="system:gc").order_by("id")
+    assert [(e.actor, e.detail["dry_run"]) for e in started][-2:] == [
+        ("admin", False),
+        ("admin", True),
+    ]
 
 
 @pytest.fixture
