@@ -18,6 +18,7 @@ from rest_framework.settings import api_settings
 from distribution.exceptions import (
     ArtifactLabelExists,
     DigestInvalid,
+    ImmutableRuleUnknown,
     LabelExists,
     LabelInvalid,
     LabelUnknown,
@@ -25,7 +26,9 @@ from distribution.exceptions import (
     ManifestUnknown,
     NameInvalid,
     NameUnknown,
+    RuleInvalid,
     TagExists,
+    TagImmutable,
     TagInvalid,
 )
 from projects.exceptions import (
@@ -88,6 +91,9 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (NameUnknown, 404),
     (ManifestUnknown, 404),
     (ManifestReferenced, 412),
+    (TagImmutable, 412),
+    (RuleInvalid, 400),
+    (ImmutableRuleUnknown, 404),
 )
 
 
