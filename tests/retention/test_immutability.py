@@ -84,6 +84,8 @@ def test_a_disabled_rule_does_not_apply_and_rules_are_managed(registry, team) ->
     push_image(registry, "team/app", "v1")
     rule = add_rule(registry, "v1", disabled=True)
     assert rule["disabled"] is True and rule["project_id"] == team.pk
+    artifact = "projects/team/repositories/app/artifacts/v1"
+    assert call(registry, "GET", artifact).json()["tags"][0]["immutable"] is False
     listed = call(registry, "GET", RULES, "max")
     assert listed.status_code == 200 and [r["id"] for r in listed.json()] == [rule["id"]]
     assert v2_delete(registry, "team/app", "v1").status_code == 202
@@ -97,6 +99,8 @@ def test_a_disabled_rule_does_not_apply_and_rules_are_managed(registry, team) ->
         json={"repository_pattern": "**", "tag_pattern": "v1", "disabled": False},
     )
     assert enabled.status_code == 200 and enabled.json()["disabled"] is False
+    assert call(registry, "GET", artifact).json()["tags"][0]["immutable"] is True
+    assert call(registry, "GET", f"{artifact}/tags").json()[0]["immutable"] is True
     assert_error(v2_delete(registry, "team/app", "v1"), 409, "DENIED")
     assert call(registry, "DELETE", f"{RULES}/{rule['id']}", "max").status_code == 200
     assert not ImmutableRule.objects.exists()
