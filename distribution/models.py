@@ -273,6 +273,8 @@ class RetentionPolicy(models.Model):
     )
     rules = models.JSONField(default=list)
     schedule = models.CharField(max_length=100, blank=True, help_text="cron; empty: manual only")
+    # The minute of the last scheduled run: claimed by one UPDATE, so a minute runs once.
+    scheduled_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -10,21 +10,26 @@ kept subject).  Immutable tags always stay.  Blob bytes are GC's to free.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
 from projects.models import Project
 
+from .cron import cron_fires, cron_schedule
 from .exceptions import RuleInvalid
 from .immutability import immutable_tags, short_name
 from .models import Manifest, Repository, RetentionPolicy, RetentionRun, RetentionStatus, Tag
 from .patterns import PatternInvalid, glob_check, glob_match
+
+logger = logging.getLogger(__name__)
 
 # action -> what its number means
 RETENTION_ACTIONS = {
@@ -80,8 +85,13 @@ def retention_policy_set(
     """Create or replace the project's retention policy (RuleInvalid for a bad rule)."""
     normalized = retention_rules_check(rules)
     schedule = schedule.strip()
-    if schedule and len(schedule.split()) != 5:
-        raise RuleInvalid("schedule: a cron expression of five fields, or empty for manual runs")
+    if schedule:
+        try:
+            cron_schedule(schedule)
+        except ValueError as error:
+            raise RuleInvalid(
+                f"schedule: {error}; use minute hour day month weekday, or empty for manual runs"
+            ) from None
     with transaction.atomic():
         policy, _ = RetentionPolicy.objects.update_or_create(
             project=project, defaults={"rules": normalized, "schedule": schedule}
@@ -268,6 +278,37 @@ def _delete(decision: Decision, run: RetentionRun, actor: Actor) -> None:
             resource=f"{name}@{manifest.digest}",
             detail={"kind": "manifest", **detail},
         )
+
+
+def retention_scheduled(*, now: datetime | None = None) -> list[RetentionRun]:
+    """Run every policy whose schedule fires in this minute and has not run in it yet.
+
+    Celery beat calls this every minute (``distribution.retention_scheduled``).
+    Each policy's minute is claimed with one conditional UPDATE, so two beats,
+    or a late and an early tick, cannot run it twice.
+    """
+    minute = (now or timezone.now()).replace(second=0, microsecond=0)
+    local = timezone.localtime(minute)
+    runs = []
+    for policy in RetentionPolicy.objects.exclude(schedule="").select_related("project"):
+        try:
+            due = cron_fires(cron_schedule(policy.schedule), local)
+        except ValueError:
+            continue  # checked when set; a policy from before the check is skipped
+        if not due:
+            continue
+        claimed = (
+            RetentionPolicy.objects.filter(pk=policy.pk)
+            .filter(Q(scheduled_at__isnull=True) | Q(scheduled_at__lt=minute))
+            .update(scheduled_at=minute)
+        )
+        if not claimed:
+            continue
+        try:
+            runs.append(retention_run(policy=policy, dry_run=False, trigger="schedule"))
+        except Exception:  # recorded on its run as failed; the other policies still run
+            logger.exception("scheduled retention of project %s failed", policy.project.name)
+    return runs
 
 
 def retention_policy_get(*, project: Project) -> RetentionPolicy | None:

@@ -201,3 +201,30 @@ def test_the_command_line_runs_it(registry, team) -> None:
     harborpy_command(registry, "retention", "run", "team")
     assert tags("team/app") == ["b"]
     assert RetentionRun.objects.filter(dry_run=False, deleted=1).count() == 1
+
+
+def test_a_scheduled_policy_runs_once_in_its_minute(project, settings) -> None:
+    from datetime import datetime
+
+    from distribution.retention import retention_scheduled
+    from distribution.tasks import run_scheduled_retention
+    from harborpy.celery import beat_schedule
+
+    assert beat_schedule(settings)["tag-retention"]["task"] == "distribution.retention_scheduled"
+    push_tags("ret/app", {"a": 2, "b": 1})
+    retention_policy_set(
+        project=project, rules=[{"latestPushedK": 1}], schedule="30 3 * * *", actor=SYSTEM
+    )
+    at = timezone.make_aware(datetime(2026, 11, 30, 3, 30, 12))
+    assert retention_scheduled(now=at.replace(minute=29)) == []
+    assert tags("ret/app") == ["a", "b"]
+    [run] = retention_scheduled(now=at)
+    assert (run.trigger, run.deleted, run.dry_run) == ("schedule", 1, False)
+    assert tags("ret/app") == ["b"]
+    assert retention_scheduled(now=at.replace(second=50)) == []  # the same minute: once
+    assert RetentionRun.objects.count() == 1
+    run_scheduled_retention()  # the task Celery beat sends, now: not 03:30, nothing runs
+    assert RetentionRun.objects.count() == 1
+    with pytest.raises(RuleInvalid):
+        retention_policy_set(project=project, rules=[], schedule="61 * * * *", actor=SYSTEM)
+    retention_policy_set(project=project, rules=[], schedule="@daily", actor=SYSTEM)
