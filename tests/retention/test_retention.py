@@ -166,6 +166,8 @@ def test_the_api_sets_the_policy_and_runs_it(registry, team) -> None:
     for tag in ("a", "b", "c"):
         push_over_http(registry, "team/app", tag)
     url = "projects/team/retention"
+    unset = call(registry, "POST", f"{url}/executions", "pat", json={})
+    assert unset.status_code == 404 and "no retention policy" in unset.text
     assert call(registry, "GET", url, "dev").json() == {"rules": [], "schedule": ""}
     policy = {"rules": [{"repository": "**", "tag": "**", "latestPushedK": 1}], "schedule": ""}
     assert call(registry, "PUT", url, "gus", json=policy).status_code == 403
@@ -176,6 +178,7 @@ def test_the_api_sets_the_policy_and_runs_it(registry, team) -> None:
     assert put.json()["rules"][0]["latestPushedK"] == 1
     assert call(registry, "GET", url, "dev").json()["schedule"] == "0 3 * * *"
 
+    assert call(registry, "POST", f"{url}/executions", "gus", json={}).status_code == 403
     dry = call(registry, "POST", f"{url}/executions", "pat", json={"dry_run": True})
     assert dry.status_code == 201, dry.text
     assert (dry.json()["dry_run"], dry.json()["deleted"], dry.json()["retained"]) == (True, 2, 1)
