@@ -7,6 +7,7 @@ URL-encoded twice as Harbor's clients send it (``a%252Fb``), or as a plain path.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -31,6 +32,7 @@ from distribution.artifacts import (
     repository_get,
 )
 from distribution.exceptions import LabelUnknown
+from distribution.immutability import immutable_tags
 from distribution.models import Label, Manifest, Repository, Tag
 from distribution.services import (
     artifact_delete,
@@ -72,7 +74,8 @@ def repository_out(repository: Repository) -> dict[str, Any]:
     }
 
 
-def tag_out(tag: Tag) -> dict[str, Any]:
+def tag_out(tag: Tag, frozen: Collection[str] = ()) -> dict[str, Any]:
+    """Harbor's tag; ``frozen`` names the repository's tags an immutability rule covers."""
     return {
         "id": tag.pk,
         "repository_id": tag.repository_id,
@@ -80,7 +83,7 @@ def tag_out(tag: Tag) -> dict[str, Any]:
         "name": tag.name,
         "push_time": iso(tag.pushed_at),
         "pull_time": iso(tag.pulled_at),
-        "immutable": False,
+        "immutable": tag.name in frozen,
         "signed": False,
     }
 
@@ -115,7 +118,9 @@ def accessory_out(referrer: Manifest, subject: Manifest, repository: Repository)
     }
 
 
-def artifact_out(artifact: Artifact, repository: Repository, shown: set[str]) -> dict[str, Any]:
+def artifact_out(
+    artifact: Artifact, repository: Repository, shown: set[str], frozen: Collection[str] = ()
+) -> dict[str, Any]:
     """Harbor's artifact; ``shown`` says which of tags, labels, accessories were loaded."""
     m = artifact.manifest
     return {
@@ -146,7 +151,7 @@ def artifact_out(artifact: Artifact, repository: Repository, shown: set[str]) ->
             }
             for r in artifact.references
         ],
-        "tags": [tag_out(t) for t in artifact.tags] if "tags" in shown else None,
+        "tags": [tag_out(t, frozen) for t in artifact.tags] if "tags" in shown else None,
         "labels": [label_out(x) for x in artifact.labels] if "labels" in shown else None,
         "accessories": (
             [accessory_out(a, m, repository) for a in artifact.accessories]
@@ -359,7 +364,9 @@ class RepositoryApiView(ApiView):
             with_label="labels" in shown,
             with_accessory="accessories" in shown,
         )
-        return [artifact_out(a, repository, shown) for a in described]
+        names = [t.name for a in described for t in a.tags] if "tags" in shown else []
+        frozen = set(immutable_tags(repository=repository, names=names))
+        return [artifact_out(a, repository, shown, frozen) for a in described]
 
 
 class RepositoryListView(RepositoryApiView):
@@ -489,8 +496,12 @@ class TagListView(RepositoryApiView):
     def get(self, request: Request, project: str, repo: str, reference: str) -> Response:
         manifest = self.artifact(project, repo, reference, (Res.TAG, Act.LIST))
         tags = Tag.objects.filter(manifest=manifest).order_by("name")
+        names = list(tags.values_list("name", flat=True))
+        frozen = set(immutable_tags(repository=manifest.repository, names=names))
         return paginate(
-            request, q_filter(tags, q_terms(request, ("name",)), {"name": "name"}), tag_out
+            request,
+            q_filter(tags, q_terms(request, ("name",)), {"name": "name"}),
+            lambda tag: tag_out(tag, frozen),
         )
 
     @extend_schema(

@@ -19,6 +19,7 @@ from distribution.exceptions import (
     ArtifactLabelExists,
     DigestInvalid,
     GCBusy,
+    ImmutableRuleUnknown,
     LabelExists,
     LabelInvalid,
     LabelUnknown,
@@ -26,7 +27,9 @@ from distribution.exceptions import (
     ManifestUnknown,
     NameInvalid,
     NameUnknown,
+    RuleInvalid,
     TagExists,
+    TagImmutable,
     TagInvalid,
 )
 from projects.exceptions import (
@@ -90,6 +93,9 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (NameUnknown, 404),
     (ManifestUnknown, 404),
     (ManifestReferenced, 412),
+    (TagImmutable, 412),
+    (RuleInvalid, 400),
+    (ImmutableRuleUnknown, 404),
 )
 
 

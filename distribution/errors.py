@@ -32,6 +32,7 @@ ERROR_TABLE: dict[type[exc.RegistryError], tuple[str, int]] = {
     exc.ManifestUnknown: ("MANIFEST_UNKNOWN", 404),
     exc.ManifestBlobUnknown: ("MANIFEST_BLOB_UNKNOWN", 400),
     exc.ManifestReferenced: ("DENIED", 409),
+    exc.TagImmutable: ("DENIED", 409),  # as Harbor answers an immutable tag
     exc.PaginationInvalid: ("PAGINATION_NUMBER_INVALID", 400),
     exc.Denied: ("DENIED", 403),
     exc.Unauthorized: ("UNAUTHORIZED", 401),

@@ -88,6 +88,10 @@ class ManifestReferenced(RegistryError):
     """The manifest is a child of an index in the repository and cannot go alone."""
 
 
+class TagImmutable(RegistryError):
+    """An enabled immutability rule covers the tag: it cannot be moved or deleted."""
+
+
 class ManifestBlobUnknown(RegistryError):
     """A manifest refers to blobs the repository does not have."""
 
@@ -161,6 +165,14 @@ class LabelUnknown(Exception):
 
 class LabelInvalid(Exception):
     """The label may not go there: a project's label on another project's artifact."""
+
+
+class RuleInvalid(Exception):
+    """An immutability or retention rule is malformed (a bad glob, an unknown action)."""
+
+
+class ImmutableRuleUnknown(Exception):
+    """No such immutability rule in this project."""
 
 
 class ArtifactLabelExists(Exception):

@@ -238,3 +238,70 @@ class GCRun(models.Model):
 
     def __str__(self) -> str:
         return f"gc run {self.pk} ({self.status})"
+
+
+class ImmutableRule(models.Model):
+    """Tags of a project that cannot be moved or deleted while the rule is enabled.
+
+    Both patterns are doublestar globs (``distribution.patterns``); the
+    repository pattern matches the name without the project (``app`` in
+    ``library/app``), as Harbor's do.
+    """
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="immutable_rules"
+    )
+    repository_pattern = models.CharField(max_length=255, default="**")
+    tag_pattern = models.CharField(max_length=255)
+    disabled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"immutable {self.repository_pattern}:{self.tag_pattern}"
+
+
+class RetentionPolicy(models.Model):
+    """A project's tag retention rules (docs/retention.md) and when they run.
+
+    ``rules`` is a list of ``{"repository": glob, "tag": glob, <action>: N}``
+    with one action of ``RETENTION_ACTIONS``; a tag stays if any rule keeps it.
+    """
+
+    project = models.OneToOneField(
+        "projects.Project", on_delete=models.CASCADE, related_name="retention_policy"
+    )
+    rules = models.JSONField(default=list)
+    schedule = models.CharField(max_length=100, blank=True, help_text="cron; empty: manual only")
+    # The minute of the last scheduled run: claimed by one UPDATE, so a minute runs once.
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"retention of project {self.project_id}"
+
+
+class RetentionStatus(models.TextChoices):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RetentionRun(models.Model):
+    """One application of a retention policy: what it kept and deleted (or would, dry)."""
+
+    policy = models.ForeignKey(RetentionPolicy, on_delete=models.CASCADE, related_name="runs")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=9, choices=RetentionStatus.choices, default=RetentionStatus.RUNNING
+    )
+    dry_run = models.BooleanField(default=False)
+    trigger = models.CharField(max_length=16, default="manual")
+    retained = models.IntegerField(default=0, help_text="tags kept")
+    deleted = models.IntegerField(default=0, help_text="tags deleted")
+    manifests_deleted = models.IntegerField(default=0)
+    log = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"retention run {self.pk} ({self.status})"

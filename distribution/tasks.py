@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .gc import gc_run_create, gc_run_execute
+from .retention import retention_scheduled
 
 
 @shared_task(name="distribution.gc_run", ignore_result=True)
@@ -19,3 +20,9 @@ def run_scheduled_gc() -> None:
     """Record and carry out a garbage collection for HARBORPY_GC_SCHEDULE (Celery beat)."""
     run = gc_run_create(untagged=settings.HARBORPY_GC_SCHEDULE_UNTAGGED)
     gc_run_execute(run_id=run.pk)
+
+
+@shared_task(name="distribution.retention_scheduled", ignore_result=True)
+def run_scheduled_retention() -> None:
+    """Run the retention policies whose schedule is due this minute (Celery beat, each minute)."""
+    retention_scheduled()

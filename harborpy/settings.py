@@ -184,6 +184,8 @@ HARBORPY_GC_GRACE = _env_int("HARBORPY_GC_GRACE", 2 * 3600)
 HARBORPY_GC_SCHEDULE = os.environ.get("HARBORPY_GC_SCHEDULE", "").strip()
 # Scheduled runs also delete untagged manifests.
 HARBORPY_GC_SCHEDULE_UNTAGGED = _env_bool("HARBORPY_GC_SCHEDULE_UNTAGGED", False)
+# Celery beat checks every minute for retention policies whose schedule is due (docs/retention.md).
+HARBORPY_RETENTION_SCHEDULER = _env_bool("HARBORPY_RETENTION_SCHEDULER", True)
 
 # --- background jobs ---------------------------------------------------------------------------
 

@@ -14,17 +14,24 @@ from audit.services import Actor, audit_record
 
 from ..exceptions import ManifestReferenced, ManifestUnknown, NameUnknown, TagExists
 from ..grammar import check_tag
+from ..immutability import immutable_check
 from ..models import Manifest, Repository, Tag
 
 REFERRER_DEPTH = 8  # signatures of SBOMs of signatures...: deep enough, and bounded
 
 
 def repository_delete(*, repository: Repository, actor: Actor) -> None:
-    """Delete a repository with its manifests, tags, labels on them and blob links."""
+    """Delete a repository with its manifests, tags, labels on them and blob links
+    (TagImmutable, deleting nothing, if it holds an immutable tag)."""
     with transaction.atomic():
         locked = Repository.objects.select_for_update().filter(pk=repository.pk).first()
         if locked is None:
             raise NameUnknown(f"repository {repository.name!r} is gone already")
+        immutable_check(
+            repository=locked,
+            names=Tag.objects.filter(repository=locked).values_list("name", flat=True),
+            doing="delete the repository",
+        )
         manifests = Manifest.objects.filter(repository=locked).count()
         tags = Tag.objects.filter(repository=locked).count()
         # Tags first: they refer to manifests; the rest cascades from the repository row.
@@ -43,7 +50,8 @@ def artifact_delete(*, manifest: Manifest, actor: Actor) -> list[str]:
     """Delete an artifact with its tags, its referrers (signatures, SBOMs) and the
     children of an index that nothing else holds (no tag, no other index).
 
-    A child of an index cannot go alone (ManifestReferenced).  Returns the
+    A child of an index cannot go alone (ManifestReferenced), nor an artifact
+    any of whose deleted tags is immutable (TagImmutable).  Returns the
     digests deleted, the artifact's first.
     """
     repository = manifest.repository
@@ -59,6 +67,11 @@ def artifact_delete(*, manifest: Manifest, actor: Actor) -> list[str]:
             )
         doomed = [locked.pk, *_referrer_ids(repository, [locked.digest])]
         doomed += _orphaned_children(doomed)
+        immutable_check(
+            repository=repository,
+            names=Tag.objects.filter(manifest__in=doomed).values_list("name", flat=True),
+            doing="delete the artifact",
+        )
         digests = dict(Manifest.objects.filter(pk__in=doomed).values_list("pk", "digest"))
         Manifest.objects.filter(pk__in=doomed).delete()
         for pk in doomed:
@@ -117,16 +130,21 @@ def tag_create(*, manifest: Manifest, name: str, actor: Actor) -> Tag:
 
 
 def tag_delete(*, manifest: Manifest, name: str, actor: Actor) -> None:
-    """Remove tag ``name`` from this artifact (ManifestUnknown if it is not on it)."""
+    """Remove tag ``name`` from this artifact (ManifestUnknown if it is not on it,
+    TagImmutable if a rule protects it)."""
     repository = manifest.repository
     with transaction.atomic():
-        deleted, _ = Tag.objects.filter(
-            repository=repository, manifest=manifest, name=name
-        ).delete()
-        if not deleted:
+        found = (
+            Tag.objects.select_for_update()
+            .filter(repository=repository, manifest=manifest, name=name)
+            .first()
+        )
+        if found is None:
             raise ManifestUnknown(
                 f"artifact {manifest.digest} has no tag {name!r}", detail={"tag": name}, status=404
             )
+        immutable_check(repository=repository, names=[name], doing="delete the tag")
+        found.delete()
         audit_record(
             actor=actor,
             action="delete",

@@ -20,6 +20,7 @@ from ..exceptions import (
     ManifestUnknown,
 )
 from ..grammar import check_digest, check_tag, is_digest, reference_name
+from ..immutability import immutable_check
 from ..manifests import ParsedManifest, parse_manifest
 from ..models import Blob, Manifest, Repository, Tag
 from .repositories import blobs_touch, repository_for_push
@@ -37,7 +38,8 @@ def manifest_put(
 
     Everything it refers to (config, layers, child manifests) must already be in
     the repository; nothing is stored otherwise.  Pushing the same manifest
-    again is harmless; pushing a tag again moves it.
+    again is harmless; pushing a tag again moves it, unless the tag is immutable
+    (TagImmutable; the same manifest to an immutable tag is still accepted).
     """
     if len(body) > settings.HARBORPY_MANIFEST_MAX_BYTES:
         raise ManifestTooLarge(
@@ -53,6 +55,8 @@ def manifest_put(
         tag = check_tag(reference)
     with transaction.atomic():
         repository = repository_for_push(repository_name)
+        if tag is not None:
+            _check_tag_move(repository, tag, parsed.digest)
         blobs = _referenced_blobs(repository, parsed)
         children = _referenced_children(repository, parsed)
         # Locked: garbage collection deletes an untagged manifest only under this lock too.
@@ -94,11 +98,16 @@ def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYST
     resource = reference_name(repository_name, reference)
     if not is_digest(reference):
         with transaction.atomic():
-            deleted, _ = Tag.objects.filter(
-                repository__name=repository_name, name=check_tag(reference)
-            ).delete()
-            if not deleted:
+            tag = (
+                Tag.objects.select_for_update()
+                .select_related("repository")
+                .filter(repository__name=repository_name, name=check_tag(reference))
+                .first()
+            )
+            if tag is None:
                 raise ManifestUnknown("manifest unknown", detail={"tag": reference})
+            immutable_check(repository=tag.repository, names=[tag.name], doing="delete the tag")
+            tag.delete()
             audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "tag"})
         return
     check_digest(reference)
@@ -116,8 +125,28 @@ def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYST
                 f"manifest is part of index {parent}; delete the index first",
                 detail={"digest": reference, "index": parent},
             )
+        immutable_check(
+            repository=manifest.repository,
+            names=manifest.tags.values_list("name", flat=True),
+            doing="delete the manifest with its tags",
+        )
         manifest.delete()
         audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "manifest"})
+
+
+def _check_tag_move(repository: Repository, tag: str, digest: str) -> None:
+    """TagImmutable if the push would move an immutable tag to another manifest.
+
+    The tag row is locked, so a concurrent push cannot move it between check and write.
+    """
+    current = (
+        Tag.objects.select_for_update()
+        .filter(repository=repository, name=tag)
+        .values_list("manifest__digest", flat=True)
+        .first()
+    )
+    if current is not None and current != digest:
+        immutable_check(repository=repository, names=[tag], doing="overwrite the tag")
 
 
 def _describe(manifest: Manifest, parsed: ParsedManifest) -> None:

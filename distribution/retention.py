@@ -1,0 +1,321 @@
+"""Tag retention: which tags of a project's repositories a policy keeps, and deleting the rest.
+
+Harbor's semantics (docs/retention.md): a repository is in scope when some
+rule's repository glob matches it; within it, a tag stays when any matching
+rule keeps it, and every other tag is deleted.  Manifests left without tags
+by the run go too, with their untagged referrers and index children, unless
+a kept manifest still needs them (a child of a kept index, a referrer of a
+kept subject).  Immutable tags always stay.  Blob bytes are GC's to free.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.services import SYSTEM, Actor, audit_record
+from projects.models import Project
+
+from .cron import cron_fires, cron_schedule
+from .exceptions import RuleInvalid
+from .immutability import immutable_tags, short_name
+from .models import Manifest, Repository, RetentionPolicy, RetentionRun, RetentionStatus, Tag
+from .patterns import PatternInvalid, glob_check, glob_match
+
+logger = logging.getLogger(__name__)
+
+# action -> what its number means
+RETENTION_ACTIONS = {
+    "latestPushedK": "keep the N most recently pushed tags",
+    "latestPulledN": "keep the N most recently pulled tags",
+    "nDaysSinceLastPush": "keep tags pushed within the last N days",
+    "nDaysSinceLastPull": "keep tags pulled within the last N days",
+    "always": "keep every matching tag",
+}
+
+
+def retention_rules_check(rules: Any) -> list[dict[str, Any]]:
+    """The rules, normalized (``repository``/``tag`` default ``**``); RuleInvalid otherwise."""
+    if not isinstance(rules, list):
+        raise RuleInvalid("rules: a list of rules")
+    normalized = []
+    for index, rule in enumerate(rules):
+        where = f"rules[{index}]"
+        if not isinstance(rule, dict):
+            raise RuleInvalid(f"{where}: an object like {{'tag': '**', 'latestPushedK': 3}}")
+        actions = [key for key in rule if key in RETENTION_ACTIONS]
+        unknown = sorted(set(rule) - set(RETENTION_ACTIONS) - {"repository", "tag", "disabled"})
+        if unknown or len(actions) != 1:
+            raise RuleInvalid(
+                f"{where}: exactly one of {sorted(RETENTION_ACTIONS)} besides repository, tag"
+                f" and disabled{f'; unknown: {unknown}' if unknown else ''}"
+            )
+        action = actions[0]
+        value = rule[action]
+        if action == "always":
+            value = True
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise RuleInvalid(f"{where}.{action}: a whole number, 0 or more")
+        try:
+            repository = glob_check(str(rule.get("repository", "**")))
+            tag = glob_check(str(rule.get("tag", "**")))
+        except PatternInvalid as error:
+            raise RuleInvalid(f"{where}: {error}") from None
+        normalized.append(
+            {
+                "repository": repository,
+                "tag": tag,
+                action: value,
+                "disabled": bool(rule.get("disabled", False)),
+            }
+        )
+    return normalized
+
+
+def retention_policy_set(
+    *, project: Project, rules: Any, schedule: str, actor: Actor
+) -> RetentionPolicy:
+    """Create or replace the project's retention policy (RuleInvalid for a bad rule)."""
+    normalized = retention_rules_check(rules)
+    schedule = schedule.strip()
+    if schedule:
+        try:
+            cron_schedule(schedule)
+        except ValueError as error:
+            raise RuleInvalid(
+                f"schedule: {error}; use minute hour day month weekday, or empty for manual runs"
+            ) from None
+    with transaction.atomic():
+        policy, _ = RetentionPolicy.objects.update_or_create(
+            project=project, defaults={"rules": normalized, "schedule": schedule}
+        )
+        audit_record(
+            actor=actor,
+            action="retention",
+            resource=f"project:{project.name}",
+            detail={"change": "policy", "rules": normalized, "schedule": schedule},
+        )
+    return policy
+
+
+@dataclass
+class Decision:
+    """What a run does in one repository."""
+
+    repository: Repository
+    kept: list[Tag] = field(default_factory=list)
+    deleted: list[Tag] = field(default_factory=list)
+    manifests: list[Manifest] = field(default_factory=list)
+
+
+def _kept_by(rule: dict[str, Any], tags: list[Tag], now: datetime) -> set[int]:
+    """Ids of the tags (already filtered by the rule's patterns) that one rule keeps."""
+    never = datetime.min.replace(tzinfo=now.tzinfo)
+    if "always" in rule:
+        return {t.pk for t in tags}
+    if "latestPushedK" in rule:
+        newest = sorted(tags, key=lambda t: (t.pushed_at, t.pk), reverse=True)
+        return {t.pk for t in newest[: rule["latestPushedK"]]}
+    if "latestPulledN" in rule:
+        pulled = [t for t in tags if t.pulled_at is not None]
+        newest = sorted(pulled, key=lambda t: (t.pulled_at or never, t.pk), reverse=True)
+        return {t.pk for t in newest[: rule["latestPulledN"]]}
+    if "nDaysSinceLastPush" in rule:
+        since = now - timedelta(days=rule["nDaysSinceLastPush"])
+        return {t.pk for t in tags if t.pushed_at >= since}
+    since = now - timedelta(days=rule["nDaysSinceLastPull"])
+    return {t.pk for t in tags if t.pulled_at is not None and t.pulled_at >= since}
+
+
+def retention_decide(
+    *, repository: Repository, rules: list[dict[str, Any]], now: datetime
+) -> Decision | None:
+    """What the rules keep and delete in one repository; None when no rule covers it.
+
+    Call within the transaction that deletes: the repository's tags and
+    manifests are locked, so pushes wait rather than race with the decision.
+    """
+    name = short_name(repository.name)
+    rules = [r for r in rules if not r["disabled"] and glob_match(r["repository"], name)]
+    if not rules:
+        return None
+    manifests = list(Manifest.objects.select_for_update().filter(repository=repository))
+    tags = list(Tag.objects.select_for_update().filter(repository=repository).order_by("name"))
+    kept: set[int] = set()
+    for rule in rules:
+        kept |= _kept_by(rule, [t for t in tags if glob_match(rule["tag"], t.name)], now)
+    frozen = set(immutable_tags(repository=repository, names=[t.name for t in tags]))
+    kept |= {t.pk for t in tags if t.name in frozen}
+    decision = Decision(repository)
+    for tag in tags:
+        (decision.kept if tag.pk in kept else decision.deleted).append(tag)
+    decision.manifests = _orphaned(manifests, decision)
+    return decision
+
+
+def _orphaned(manifests: list[Manifest], decision: Decision) -> list[Manifest]:
+    """Manifests the deleted tags leave behind, with what only they need, less what is kept."""
+    kept_on = {t.manifest_id for t in decision.kept}
+    lost_on = {t.manifest_id for t in decision.deleted} - kept_on
+    if not lost_on:
+        return []
+    by_id = {m.pk: m for m in manifests}
+    by_digest = {m.digest: m.pk for m in manifests}
+    children: dict[int, set[int]] = {m.pk: set() for m in manifests}
+    through = Manifest.children.through.objects.filter(from_manifest_id__in=by_id)
+    for parent, child in through.values_list("from_manifest_id", "to_manifest_id"):
+        children[parent].add(child)
+    referrers: dict[int, set[int]] = {m.pk: set() for m in manifests}
+    for m in manifests:
+        if m.subject_digest in by_digest:
+            referrers[by_digest[m.subject_digest]].add(m.pk)
+    tagged = {t.manifest_id for t in (*decision.kept, *decision.deleted)}
+
+    def reach(start: set[int], skip_tagged: bool) -> set[int]:
+        seen, todo = set(start), list(start)
+        while todo:
+            current = todo.pop()
+            for nxt in children[current] | referrers[current]:
+                if nxt in seen or (skip_tagged and nxt in tagged):
+                    continue
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    # Everything that is not going stays, and holds whatever it refers to or is referred by.
+    doomed = reach(lost_on, skip_tagged=True)
+    held = reach(set(by_id) - doomed, skip_tagged=False)
+    return [by_id[pk] for pk in sorted(doomed - held)]
+
+
+def retention_run(
+    *,
+    policy: RetentionPolicy,
+    dry_run: bool,
+    actor: Actor = SYSTEM,
+    trigger: str = "manual",
+    progress: Callable[[str], None] | None = None,
+) -> RetentionRun:
+    """Apply the policy to every repository of its project, recorded as a RetentionRun.
+
+    Each repository is decided and deleted in its own transaction; each deleted
+    tag and manifest is audited.  A dry run decides and reports, and deletes nothing.
+    """
+    run = RetentionRun.objects.create(policy=policy, dry_run=dry_run, trigger=trigger)
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if progress is not None:
+            progress(line)
+
+    project = policy.project
+    say(f"retention of project {project.name}{' (dry run)' if dry_run else ''}")
+    try:
+        for repository in Repository.objects.filter(project=project).order_by("name"):
+            with transaction.atomic():
+                decision = retention_decide(
+                    repository=repository, rules=policy.rules, now=timezone.now()
+                )
+                if decision is None:
+                    continue
+                _report(decision, say)
+                if not dry_run:
+                    _delete(decision, run, actor)
+            run.retained += len(decision.kept)
+            run.deleted += len(decision.deleted)
+            run.manifests_deleted += len(decision.manifests)
+        run.status = RetentionStatus.SUCCEEDED
+    except Exception as error:  # recorded on the run, then re-raised for the caller's log
+        say(f"failed: {type(error).__name__}: {error}")
+        run.status = RetentionStatus.FAILED
+        raise
+    finally:
+        verb = "would delete" if dry_run else "deleted"
+        say(
+            f"retained {run.retained} tags; {verb} {run.deleted} tags"
+            f" and {run.manifests_deleted} manifests"
+        )
+        run.finished_at = timezone.now()
+        run.log = "\n".join(lines)
+        run.save()
+    return run
+
+
+def _report(decision: Decision, say: Callable[[str], None]) -> None:
+    name = decision.repository.name
+    for tag in decision.kept:
+        say(f"retain {name}:{tag.name}")
+    for tag in decision.deleted:
+        say(f"delete {name}:{tag.name}")
+    for manifest in decision.manifests:
+        say(f"delete {name}@{manifest.digest}")
+
+
+def _delete(decision: Decision, run: RetentionRun, actor: Actor) -> None:
+    name = decision.repository.name
+    detail = {"by": "retention", "run": run.pk}
+    Tag.objects.filter(pk__in=[t.pk for t in decision.deleted]).delete()
+    for tag in decision.deleted:
+        audit_record(
+            actor=actor,
+            action="delete",
+            resource=f"{name}:{tag.name}",
+            detail={"kind": "tag", **detail},
+        )
+    Manifest.objects.filter(pk__in=[m.pk for m in decision.manifests]).delete()
+    for manifest in decision.manifests:
+        audit_record(
+            actor=actor,
+            action="delete",
+            resource=f"{name}@{manifest.digest}",
+            detail={"kind": "manifest", **detail},
+        )
+
+
+def retention_scheduled(*, now: datetime | None = None) -> list[RetentionRun]:
+    """Run every policy whose schedule fires in this minute and has not run in it yet.
+
+    Celery beat calls this every minute (``distribution.retention_scheduled``).
+    Each policy's minute is claimed with one conditional UPDATE, so two beats,
+    or a late and an early tick, cannot run it twice.
+    """
+    minute = (now or timezone.now()).replace(second=0, microsecond=0)
+    local = timezone.localtime(minute)
+    runs = []
+    for policy in RetentionPolicy.objects.exclude(schedule="").select_related("project"):
+        try:
+            due = cron_fires(cron_schedule(policy.schedule), local)
+        except ValueError:
+            continue  # checked when set; a policy from before the check is skipped
+        if not due:
+            continue
+        claimed = (
+            RetentionPolicy.objects.filter(pk=policy.pk)
+            .filter(Q(scheduled_at__isnull=True) | Q(scheduled_at__lt=minute))
+            .update(scheduled_at=minute)
+        )
+        if not claimed:
+            continue
+        try:
+            runs.append(retention_run(policy=policy, dry_run=False, trigger="schedule"))
+        except Exception:  # recorded on its run as failed; the other policies still run
+            logger.exception("scheduled retention of project %s failed", policy.project.name)
+    return runs
+
+
+def retention_policy_get(*, project: Project) -> RetentionPolicy | None:
+    """The project's policy, if it has one."""
+    return RetentionPolicy.objects.filter(project=project).select_related("project").first()
+
+
+def retention_runs(*, project: Project) -> Any:
+    """The project's runs, newest first."""
+    return RetentionRun.objects.filter(policy__project=project).order_by("-started_at", "-id")

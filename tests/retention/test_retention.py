@@ -1,0 +1,233 @@
+"""Tag retention: what a policy keeps and deletes, through the service, the CLI and the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditEntry
+from audit.services import SYSTEM
+from distribution.exceptions import RuleInvalid
+from distribution.immutability import immutable_rule_create
+from distribution.models import Manifest, RetentionRun, Tag
+from distribution.retention import retention_policy_set, retention_run
+from projects.models import Project
+from tests.api.team import call, team_fixture, team_password_hash_fixture
+from tests.distribution.helpers import push_image as push_over_http
+from tests.fixtures.server import harborpy_command
+from tests.gc.helpers import push_image, push_index, push_referrer
+
+__all__ = ["team_fixture", "team_password_hash_fixture"]  # fixtures this module uses
+
+
+@pytest.fixture
+def project(db, settings, tmp_path: Path) -> Project:
+    settings.HARBORPY_STORAGE = (tmp_path / "storage").as_uri()
+    return Project.objects.create(name="ret", public=False)
+
+
+def push_tags(repository: str, ages: dict[str, int]) -> dict[str, str]:
+    """One image per tag, pushed ``ages[tag]`` days ago; returns tag -> digest."""
+    digests = {}
+    for tag, days in ages.items():
+        digests[tag] = push_image(repository, tag).digest
+        Tag.objects.filter(repository__name=repository, name=tag).update(
+            pushed_at=timezone.now() - timedelta(days=days)
+        )
+    return digests
+
+
+def tags(repository: str) -> list[str]:
+    return sorted(Tag.objects.filter(repository__name=repository).values_list("name", flat=True))
+
+
+def apply(project: Project, rules: list[dict], *, dry_run: bool = False) -> RetentionRun:
+    policy = retention_policy_set(project=project, rules=rules, schedule="", actor=SYSTEM)
+    return retention_run(policy=policy, dry_run=dry_run)
+
+
+def test_latest_pushed_k_keeps_the_k_newest_of_each_repository(project) -> None:
+    app = push_tags("ret/app", {"a": 4, "b": 1, "c": 3, "d": 2})
+    push_tags("ret/tools/lint", {"x": 9, "y": 8, "z": 7})
+    run = apply(project, [{"latestPushedK": 2}])
+    assert tags("ret/app") == ["b", "d"]
+    assert tags("ret/tools/lint") == ["y", "z"]
+    assert not Manifest.objects.filter(digest__in=[app["a"], app["c"]]).exists()
+    assert Manifest.objects.filter(digest__in=[app["b"], app["d"]]).count() == 2
+    assert (run.status, run.retained, run.deleted, run.manifests_deleted) == ("succeeded", 4, 3, 3)
+    assert "delete ret/app:a" in run.log and "retain ret/app:b" in run.log
+    audited = AuditEntry.objects.filter(action="delete", detail__by="retention")
+    assert audited.filter(detail__kind="tag").count() == 3
+    assert audited.filter(detail__kind="manifest", detail__run=run.pk).count() == 3
+
+
+def test_days_since_last_push_and_pull(project) -> None:
+    push_tags("ret/app", {"new": 1, "mid": 5, "old": 20, "pulled": 30})
+    Tag.objects.filter(name="pulled").update(pulled_at=timezone.now() - timedelta(days=2))
+    apply(project, [{"nDaysSinceLastPush": 7}, {"nDaysSinceLastPull": 3}])
+    assert tags("ret/app") == ["mid", "new", "pulled"]
+
+
+def test_latest_pulled_n_keeps_only_pulled_tags(project) -> None:
+    push_tags("ret/app", {"a": 1, "b": 1, "c": 1})
+    Tag.objects.filter(name="a").update(pulled_at=timezone.now() - timedelta(days=9))
+    Tag.objects.filter(name="b").update(pulled_at=timezone.now() - timedelta(days=1))
+    apply(project, [{"latestPulledN": 1}])
+    assert tags("ret/app") == ["b"]
+
+
+def test_patterns_scope_rules_and_rules_add_up(project) -> None:
+    push_tags("ret/app", {"v1": 3, "v2": 2, "dev": 1, "latest": 1})
+    push_tags("ret/other", {"v1": 30, "dev": 30})
+    apply(
+        project,
+        [
+            {"repository": "app", "tag": "v*", "latestPushedK": 1},
+            {"repository": "{app,nothing}", "tag": "latest", "always": True},
+        ],
+    )
+    # In app, a tag no rule keeps goes (dev); other is in no rule's scope, untouched.
+    assert tags("ret/app") == ["latest", "v2"]
+    assert tags("ret/other") == ["dev", "v1"]
+
+
+def test_a_dry_run_reports_and_deletes_nothing(project) -> None:
+    push_tags("ret/app", {"a": 3, "b": 2, "c": 1})
+    run = apply(project, [{"latestPushedK": 1}], dry_run=True)
+    assert tags("ret/app") == ["a", "b", "c"]
+    assert Manifest.objects.count() == 3
+    assert (run.dry_run, run.retained, run.deleted, run.manifests_deleted) == (True, 1, 2, 2)
+    assert "delete ret/app:a" in run.log and "would delete 2 tags" in run.log
+    assert not AuditEntry.objects.filter(detail__by="retention").exists()
+
+
+def test_immutable_tags_are_never_deleted(project) -> None:
+    push_tags("ret/app", {"v1": 100, "v2": 50, "dev": 1})
+    immutable_rule_create(project=project, repository_pattern="**", tag_pattern="v1", actor=SYSTEM)
+    apply(project, [{"latestPushedK": 0}])
+    assert tags("ret/app") == ["v1"]
+
+
+def test_a_manifest_stays_while_one_of_its_tags_is_kept(project) -> None:
+    image = push_image("ret/app", "old")
+    push_image("ret/app", "new")
+    Tag.objects.filter(name="old").update(pushed_at=timezone.now() - timedelta(days=10))
+    # The same manifest under a newer tag.
+    old = Tag.objects.get(name="old")
+    Tag.objects.create(repository=old.repository, name="fresh", manifest=old.manifest)
+    run = apply(project, [{"nDaysSinceLastPush": 5}])
+    assert tags("ret/app") == ["fresh", "new"]
+    assert Manifest.objects.filter(digest=image.digest).exists()
+    assert run.manifests_deleted == 0
+
+
+def test_index_children_and_referrers_follow_their_parent(project) -> None:
+    children = [push_image("ret/app", "@"), push_image("ret/app", "@")]
+    kept_index = push_index("ret/app", "kept", children)
+    gone_children = [push_image("ret/app", "@")]
+    gone_index = push_index("ret/app", "gone", gone_children)
+    kept_signature = push_referrer("ret/app", kept_index)
+    gone_signature = push_referrer("ret/app", gone_index)
+    shared = push_index("ret/app", "shared-gone", [children[0]])
+    Tag.objects.filter(name__in=["gone", "shared-gone"]).update(
+        pushed_at=timezone.now() - timedelta(days=10)
+    )
+    run = apply(project, [{"nDaysSinceLastPush": 5}])
+    left = set(Manifest.objects.values_list("digest", flat=True))
+    assert {kept_index.digest, kept_signature.digest, *(c.digest for c in children)} <= left
+    for doomed in (gone_index, gone_signature, shared, *gone_children):
+        assert doomed.digest not in left
+    assert run.manifests_deleted == 4
+
+
+def test_rules_are_checked(project) -> None:
+    for rules in (
+        {"latestPushedK": 1},
+        [{"tag": "**"}],
+        [{"latestPushedK": 1, "always": True}],
+        [{"latestPushedK": -1}],
+        [{"latestPushedK": "3"}],
+        [{"tag": "{a", "always": True}],
+        [{"keepAll": True}],
+    ):
+        with pytest.raises(RuleInvalid):
+            retention_policy_set(project=project, rules=rules, schedule="", actor=SYSTEM)
+    with pytest.raises(RuleInvalid):
+        retention_policy_set(project=project, rules=[], schedule="every day", actor=SYSTEM)
+
+
+# --- over HTTP and the command line ---------------------------------------------------------
+
+
+def test_the_api_sets_the_policy_and_runs_it(registry, team) -> None:
+    for tag in ("a", "b", "c"):
+        push_over_http(registry, "team/app", tag)
+    url = "projects/team/retention"
+    unset = call(registry, "POST", f"{url}/executions", "pat", json={})
+    assert unset.status_code == 404 and "no retention policy" in unset.text
+    assert call(registry, "GET", url, "dev").json() == {"rules": [], "schedule": ""}
+    policy = {"rules": [{"repository": "**", "tag": "**", "latestPushedK": 1}], "schedule": ""}
+    assert call(registry, "PUT", url, "gus", json=policy).status_code == 403
+    bad = call(registry, "PUT", url, "pat", json={"rules": [{"keep": 1}]})
+    assert bad.status_code == 400 and "exactly one of" in bad.json()["errors"][0]["message"]
+    put = call(registry, "PUT", url, "pat", json={**policy, "schedule": "0 3 * * *"})
+    assert put.status_code == 200, put.text
+    assert put.json()["rules"][0]["latestPushedK"] == 1
+    assert call(registry, "GET", url, "dev").json()["schedule"] == "0 3 * * *"
+
+    assert call(registry, "POST", f"{url}/executions", "gus", json={}).status_code == 403
+    dry = call(registry, "POST", f"{url}/executions", "pat", json={"dry_run": True})
+    assert dry.status_code == 201, dry.text
+    assert (dry.json()["dry_run"], dry.json()["deleted"], dry.json()["retained"]) == (True, 2, 1)
+    assert len(Tag.objects.filter(repository__name="team/app")) == 3
+    real = call(registry, "POST", f"{url}/executions", "pat", json={})
+    assert real.status_code == 201 and real.json()["status"] == "succeeded"
+    assert tags("team/app") == ["c"]
+    runs = call(registry, "GET", f"{url}/executions", "dev")
+    assert runs.status_code == 200 and runs.headers["X-Total-Count"] == "2"
+    assert [r["dry_run"] for r in runs.json()] == [False, True]  # newest first
+    assert call(registry, "GET", f"{url}/executions", "anonymous").status_code == 401
+    assert call(registry, "GET", f"{url}/executions", "out").status_code == 404
+
+
+def test_the_command_line_runs_it(registry, team) -> None:
+    for tag in ("a", "b"):
+        push_over_http(registry, "team/app", tag)
+    Tag.objects.filter(name="a").update(pushed_at=timezone.now() - timedelta(days=1))
+    retention_policy_set(project=team, rules=[{"latestPushedK": 1}], schedule="", actor=SYSTEM)
+    output = harborpy_command(registry, "retention", "run", "team", "--dry-run")
+    assert "retain team/app:b" in output and "delete team/app:a" in output
+    assert tags("team/app") == ["a", "b"]
+    harborpy_command(registry, "retention", "run", "team")
+    assert tags("team/app") == ["b"]
+    assert RetentionRun.objects.filter(dry_run=False, deleted=1).count() == 1
+
+
+def test_a_scheduled_policy_runs_once_in_its_minute(project, settings) -> None:
+    from datetime import datetime
+
+    from distribution.retention import retention_scheduled
+    from distribution.tasks import run_scheduled_retention
+    from harborpy.celery import beat_schedule
+
+    assert beat_schedule(settings)["tag-retention"]["task"] == "distribution.retention_scheduled"
+    push_tags("ret/app", {"a": 2, "b": 1})
+    retention_policy_set(
+        project=project, rules=[{"latestPushedK": 1}], schedule="30 3 * * *", actor=SYSTEM
+    )
+    at = timezone.make_aware(datetime(2026, 11, 30, 3, 30, 12))
+    assert retention_scheduled(now=at.replace(minute=29)) == []
+    assert tags("ret/app") == ["a", "b"]
+    [run] = retention_scheduled(now=at)
+    assert (run.trigger, run.deleted, run.dry_run) == ("schedule", 1, False)
+    assert tags("ret/app") == ["b"]
+    assert retention_scheduled(now=at.replace(second=50)) == []  # the same minute: once
+    assert RetentionRun.objects.count() == 1
+    run_scheduled_retention()  # the task Celery beat sends, now: not 03:30, nothing runs
+    assert RetentionRun.objects.count() == 1
+    with pytest.raises(RuleInvalid):
+        retention_policy_set(project=project, rules=[], schedule="61 * * * *", actor=SYSTEM)
+    retention_policy_set(project=project, rules=[], schedule="@daily", actor=SYSTEM)
