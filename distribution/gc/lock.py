@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connection
 
 # "hpgc" as a number: the advisory lock key every harborpy process uses for GC.
@@ -40,7 +41,10 @@ def gc_lock() -> Iterator[None]:
         with _file_lock(_lock_path()):
             yield
     else:
-        raise NotImplementedError(f"no garbage-collection lock for {connection.vendor}")
+        # harborpy supports PostgreSQL and SQLite (DATABASE_URL); nothing else gets this far.
+        raise ImproperlyConfigured(
+            f"garbage collection needs PostgreSQL or SQLite, not {connection.vendor}"
+        )
 
 
 @contextlib.contextmanager
