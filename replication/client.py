@@ -1,0 +1,319 @@
+"""A small OCI distribution client for replication: requests-based and streaming.
+
+Blobs travel as iterators of chunks from one response into the next request's
+body; nothing is held whole in memory or written to a temporary file.
+Authentication follows docker: a 401 with a Bearer challenge is answered by
+fetching a token from the realm (with Basic credentials when there are any),
+a Basic challenge by sending the credentials.  Every call has a timeout.
+
+Errors: ``TransientError`` (connection errors, timeouts, 5xx: worth retrying),
+``AuthError`` (credentials refused), ``RemoteError`` for any other refusal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+CHUNK = 1 << 20
+TIMEOUT = (5.0, 60.0)  # connect, read
+MANIFEST_ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+class ReplicationError(Exception):
+    """Something a replication task reports as its error text."""
+
+
+class TransientError(ReplicationError):
+    """A failure worth retrying: connection trouble, a timeout, a 5xx."""
+
+
+class AuthError(ReplicationError):
+    """The remote registry refused the credentials."""
+
+
+class RemoteError(ReplicationError):
+    """The remote registry answered with an error."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Sized:
+    """A chunk iterator with a known length, so requests sends Content-Length, not chunked."""
+
+    def __init__(self, chunks: Iterable[bytes], size: int) -> None:
+        self._chunks = chunks
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+
+def _describe(response: requests.Response) -> str:
+    try:
+        errors = response.json().get("errors") or []
+        text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+    except (ValueError, AttributeError):
+        text = response.text[:200]
+    return f"{response.request.method} {response.url} answered {response.status_code}" + (
+        f" ({text})" if text else ""
+    )
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        url: str,
+        *,
+        username: str = "",
+        password: str = "",
+        verify_tls: bool = True,
+        timeout: tuple[float, float] = TIMEOUT,
+    ) -> None:
+        if "://" not in url:
+            url = "https://" + url
+        self.base = url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.verify = verify_tls
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _headers(self, scope: str, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = dict(extra or {})
+        token = self._tokens.get(scope)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str = "",
+        headers: dict[str, str] | None = None,
+        ok: tuple[int, ...] = (200,),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One call; a 401 is answered once with a token or credentials and the call repeated.
+
+        A streamed body cannot be sent twice: callers make an authenticated call on the same
+        scope first (the upload POST before its PUT).
+        """
+        url = path if path.startswith("http") else self.base + path
+        for attempt in range(2):
+            auth = (self.username, self.password) if self._basic and self.username else None
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    headers=self._headers(scope, headers),
+                    auth=auth,
+                    timeout=self.timeout,
+                    allow_redirects=True,
+                    **kwargs,
+                )
+            except (requests.ConnectionError, requests.Timeout) as error:
+                raise TransientError(f"{method} {url}: {error}") from None
+            body = kwargs.get("data")
+            repeatable = body is None or isinstance(body, bytes)
+            if response.status_code == 401 and attempt == 0 and repeatable:
+                self._authenticate(response, scope)
+                response.close()
+                continue
+            break
+        if response.status_code in ok:
+            return response
+        message = _describe(response)
+        response.close()
+        if response.status_code == 401:
+            raise AuthError(message)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientError(message)
+        raise RemoteError(message, response.status_code)
+
+    def _authenticate(self, response: requests.Response, scope: str) -> None:
+        challenge = response.headers.get("WWW-Authenticate", "")
+        kind = challenge.split(" ", 1)[0].lower()
+        if kind == "basic":
+            if not self.username:
+                raise AuthError(f"{self.base} asks for credentials and the endpoint has none")
+            self._basic = True
+            return
+        if kind != "bearer":
+            raise AuthError(f"{self.base} answered 401 without a usable challenge")
+        params = dict(_CHALLENGE_PARAM.findall(challenge))
+        query: list[tuple[str, str]] = []
+        if params.get("service"):
+            query.append(("service", params["service"]))
+        for item in (scope or params.get("scope", "")).split(" "):
+            if item:
+                query.append(("scope", item))
+        auth = (self.username, self.password) if self.username else None
+        try:
+            answer = self.session.get(
+                params.get("realm", ""), params=query, auth=auth, timeout=self.timeout
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise TransientError(f"token request to {params.get('realm')}: {error}") from None
+        if answer.status_code in (401, 403):
+            raise AuthError(f"{self.base}: the token service refused the credentials")
+        if answer.status_code != 200:
+            raise TransientError(_describe(answer))
+        body = answer.json()
+        token = body.get("token") or body.get("access_token")
+        if not token:
+            raise AuthError(f"{self.base}: the token service answered without a token")
+        self._tokens[scope] = token
+
+    def _paged(self, path: str, key: str, scope: str) -> list[str]:
+        items: list[str] = []
+        url: str | None = path
+        while url:
+            response = self.request("GET", url, scope=scope)
+            items.extend(response.json().get(key) or [])
+            link = response.headers.get("Link", "")
+            match = re.search(r"<([^>]+)>", link)
+            url = urljoin(self.base + "/", match.group(1)) if match else None
+        return items
+
+    # --- the API -----------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Check that the registry answers /v2/ and accepts the credentials (AuthError if not)."""
+        self.request("GET", "/v2/").close()
+        if self.username:  # an anonymous /v2/ says nothing about the credentials: get a token
+            self.request("GET", "/v2/_catalog?n=1", scope="registry:catalog:*", ok=(200, 403))
+
+    def catalog(self) -> list[str]:
+        return self._paged("/v2/_catalog?n=1000", "repositories", "registry:catalog:*")
+
+    def tags(self, repository: str) -> list[str]:
+        try:
+            return self._paged(
+                f"/v2/{repository}/tags/list?n=1000", "tags", f"repository:{repository}:pull"
+            )
+        except RemoteError as error:
+            if error.status == 404:
+                return []
+            raise
+
+    def manifest_get(self, repository: str, reference: str) -> tuple[bytes, str]:
+        """The manifest's exact bytes and media type."""
+        response = self.request(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            scope=f"repository:{repository}:pull",
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        return response.content, media_type
+
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        """The digest ``reference`` names, or None if the registry does not have it."""
+        response = self.request(
+            "HEAD",
+            f"/v2/{repository}/manifests/{reference}",
+            scope=f"repository:{repository}:pull,push",
+            headers={"Accept": MANIFEST_ACCEPT},
+            ok=(200, 404),
+        )
+        if response.status_code == 404:
+            return None
+        return response.headers.get("Docker-Content-Digest")
+
+    def manifest_put(self, repository: str, reference: str, body: bytes, media_type: str) -> None:
+        self.request(
+            "PUT",
+            f"/v2/{repository}/manifests/{reference}",
+            scope=f"repository:{repository}:pull,push",
+            headers={"Content-Type": media_type},
+            data=body,
+            ok=(201, 200),
+        ).close()
+
+    def blob_exists(self, repository: str, digest: str) -> bool:
+        response = self.request(
+            "HEAD",
+            f"/v2/{repository}/blobs/{digest}",
+            scope=f"repository:{repository}:pull,push",
+            ok=(200, 404),
+        )
+        response.close()
+        return response.status_code == 200
+
+    @contextmanager
+    def blob_get(self, repository: str, digest: str) -> Iterator[tuple[Iterator[bytes], int]]:
+        """Stream a blob: chunks and the size the registry gives."""
+        response = self.request(
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            scope=f"repository:{repository}:pull",
+            stream=True,
+        )
+        try:
+            size = int(response.headers.get("Content-Length", "-1"))
+            yield response.iter_content(CHUNK), size
+        finally:
+            response.close()
+
+    def blob_mount(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Mount a blob from another repository of the registry; False if it would not."""
+        response = self.request(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/?mount={digest}&from={from_repository}",
+            scope=f"repository:{repository}:pull,push repository:{from_repository}:pull",
+            ok=(201, 202),
+        )
+        response.close()
+        if response.status_code == 202:  # an upload session instead: not needed
+            location = response.headers.get("Location")
+            if location:
+                self.request(
+                    "DELETE",
+                    urljoin(self.base + "/", location),
+                    scope=f"repository:{repository}:pull,push repository:{from_repository}:pull",
+                    ok=(204, 200, 404),
+                ).close()
+            return False
+        return True
+
+    def blob_upload(self, repository: str, digest: str, chunks: Iterable[bytes], size: int) -> None:
+        """Upload a blob: POST a session, then PUT the streamed bytes with the digest."""
+        scope = f"repository:{repository}:pull,push"
+        response = self.request("POST", f"/v2/{repository}/blobs/uploads/", scope=scope, ok=(202,))
+        response.close()
+        location = urljoin(self.base + "/", response.headers["Location"])
+        separator = "&" if "?" in location else "?"
+        body: Iterable[bytes] = _Sized(chunks, size) if size >= 0 else chunks
+        self.request(
+            "PUT",
+            f"{location}{separator}digest={digest}",
+            scope=scope,
+            headers={"Content-Type": "application/octet-stream"},
+            data=body,
+            ok=(201,),
+        ).close()

@@ -1,0 +1,224 @@
+"""Replication between live registries: two harborpy servers and Debian's docker-registry.
+
+The policy rows go into the test database; ``harborpy replicate`` then runs against the
+``registry`` server's database and storage, as an administrator would run it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from replication.client import AuthError, TransientError
+from replication.models import Direction, Execution, RegistryEndpoint, ReplicationPolicy
+from replication.services import endpoint_test
+from tests.distribution.helpers import (
+    OCI_INDEX,
+    digest_of,
+    push_image,
+    push_index,
+)
+from tests.fixtures import authed
+from tests.fixtures.server import ADMIN, ADMIN_PASSWORD, LiveServer, free_port
+
+ACCEPT = {"Accept": f"{OCI_INDEX}, application/vnd.oci.image.manifest.v1+json"}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def policy_for(
+    url: str,
+    direction: str,
+    repository_filter: str,
+    *,
+    namespace: str = "",
+    credentials: tuple[str, str] | None = ADMIN,
+    override: bool = True,
+) -> ReplicationPolicy:
+    username, password = credentials or ("", "")
+    endpoint = RegistryEndpoint.objects.create(
+        name=unique("endpoint"), url=url, username=username, password=password
+    )
+    return ReplicationPolicy.objects.create(
+        name=unique("policy"),
+        endpoint=endpoint,
+        direction=direction,
+        repository_filter=repository_filter,
+        destination_namespace=namespace,
+        override=override,
+    )
+
+
+def replicate(server: LiveServer, policy: ReplicationPolicy) -> tuple[Execution, str]:
+    """``harborpy replicate`` against the server's data; the execution and the command's output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "harborpy.cli", "replicate", policy.name],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    execution = Execution.objects.filter(policy=policy).latest("pk")
+    expected = 0 if execution.status == "succeeded" else 1
+    assert result.returncode == expected, result.stderr
+    return execution, result.stderr
+
+
+def manifest_digest(url: str, name: str, reference: str, auth=ADMIN) -> str | None:
+    response = authed.get(f"{url}/v2/{name}/manifests/{reference}", headers=ACCEPT, auth=auth)
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, response.text
+    assert digest_of(response.content) == response.headers["Docker-Content-Digest"]
+    return digest_of(response.content)
+
+
+def blob_bytes(url: str, name: str, digest: str, auth=ADMIN) -> bytes:
+    response = authed.get(f"{url}/v2/{name}/blobs/{digest}", auth=auth)
+    assert response.status_code == 200, response.text
+    assert digest_of(response.content) == digest
+    return response.content
+
+
+def test_push_single_and_multiarch(registry: LiveServer, client_registry: LiveServer) -> None:
+    name = unique("library/push")
+    image = push_image(registry, name, "v1")
+    index, children = push_index(registry, name, "multi")
+    policy = policy_for(client_registry.url, Direction.PUSH, name, namespace="test")
+
+    execution, output = replicate(registry, policy)
+
+    assert execution.status == "succeeded", output
+    # v1, multi, and the two children push_index tags (arm64-child, amd64-child)
+    assert (execution.total, execution.succeeded, execution.failed) == (4, 4, 0)
+    assert execution.bytes > 0
+    target = "test/" + name.split("/", 1)[1]
+    assert manifest_digest(client_registry.url, target, "v1") == image.digest
+    assert manifest_digest(client_registry.url, target, "multi") == index.digest
+    for child in children:
+        assert manifest_digest(client_registry.url, target, child.digest) == child.digest
+        for blob in child.blobs:
+            blob_bytes(client_registry.url, target, blob)
+    for blob in image.blobs:
+        blob_bytes(client_registry.url, target, blob)
+    tasks = {t.source.rsplit(":", 1)[1]: t for t in execution.tasks.all()}
+    assert tasks["multi"].digest == index.digest and tasks["multi"].status == "succeeded"
+
+    # Again: nothing new to send, the blobs are skipped.
+    again, output = replicate(registry, policy)
+    assert again.status == "succeeded", output
+    assert again.bytes == 0
+
+
+def test_pull_from_second_server(registry: LiveServer, client_registry: LiveServer) -> None:
+    name = unique("test/pull")
+    image = push_image(client_registry, name, "v1")
+    index, children = push_index(client_registry, name, "multi")
+    policy = policy_for(client_registry.url, Direction.PULL, name, namespace="library")
+
+    execution, output = replicate(registry, policy)
+
+    assert execution.status == "succeeded", output
+    assert (execution.total, execution.succeeded) == (4, 4)
+    local = "library/" + name.split("/", 1)[1]
+    assert manifest_digest(registry.url, local, "v1") == image.digest
+    assert manifest_digest(registry.url, local, "multi") == index.digest
+    for blob in image.blobs + children[0].blobs:
+        blob_bytes(registry.url, local, blob)
+    # Written through the distribution services: the audit log has the pushes.
+    from audit.models import AuditEntry
+
+    assert AuditEntry.objects.filter(action="push", resource=f"{local}:v1").exists()
+
+
+def test_to_and_from_reference_registry(registry: LiveServer, reference_registry: str) -> None:
+    ref_url = f"http://{reference_registry}"
+    name = unique("library/ref")
+    image = push_image(registry, name, "v1")
+    index, _ = push_index(registry, name, "multi")
+    out = policy_for(ref_url, Direction.PUSH, name, credentials=None)
+
+    execution, output = replicate(registry, out)
+    assert execution.status == "succeeded", output
+    assert manifest_digest(ref_url, name, "v1", auth=None) == image.digest
+    assert manifest_digest(ref_url, name, "multi", auth=None) == index.digest
+
+    back = policy_for(ref_url, Direction.PULL, name, namespace="lib", credentials=None)
+    execution, output = replicate(registry, back)
+    assert execution.status == "succeeded", output
+    local = "lib/" + name.split("/", 1)[1]
+    assert manifest_digest(registry.url, local, "v1") == image.digest
+    assert manifest_digest(registry.url, local, "multi") == index.digest
+    for blob in image.blobs:
+        blob_bytes(registry.url, local, blob)
+
+
+def test_override_off_keeps_a_differing_tag(
+    registry: LiveServer, client_registry: LiveServer
+) -> None:
+    name = unique("library/keep")
+    target = "test/" + name.split("/", 1)[1]
+    push_image(registry, name, "v1")
+    same = push_image(registry, name, "v2")
+    theirs = push_image(client_registry, target, "v1")
+    push_image(client_registry, target, "v2")  # another image under v2 as well
+    policy = policy_for(client_registry.url, Direction.PUSH, name, namespace="test", override=False)
+
+    execution, output = replicate(registry, policy)
+
+    assert execution.status == "succeeded", output
+    assert (execution.total, execution.skipped) == (2, 2)
+    assert manifest_digest(client_registry.url, target, "v1") == theirs.digest
+    assert manifest_digest(client_registry.url, target, "v2") != same.digest
+    task = execution.tasks.get(source=f"{name}:v1")
+    assert task.status == "skipped" and "override is off" in task.error
+
+
+def test_failed_task_is_recorded(registry: LiveServer, client_registry: LiveServer) -> None:
+    name = unique("library/fail")
+    push_image(registry, name, "v1")
+    policy = policy_for(client_registry.url, Direction.PUSH, name, namespace="nosuchproject")
+
+    execution, _ = replicate(registry, policy)
+
+    assert execution.status == "failed"
+    assert (execution.total, execution.failed) == (1, 1)
+    task = execution.tasks.get()
+    assert task.status == "failed"
+    assert (
+        "nosuchproject" in task.error
+        or "NAME_UNKNOWN" in task.error
+        or "denied" in task.error.lower()
+    ), task.error
+    assert task.finished_at is not None
+
+
+def test_unreachable_endpoint_fails_the_execution(registry: LiveServer) -> None:
+    policy = policy_for(f"http://127.0.0.1:{free_port()}", Direction.PULL, "**")
+
+    execution, _ = replicate(registry, policy)
+
+    assert execution.status == "failed"
+    assert "listing the source failed" in execution.error
+    assert "127.0.0.1" in execution.error
+    assert execution.finished_at is not None
+
+
+def test_endpoint_test(client_registry: LiveServer) -> None:
+    good = RegistryEndpoint(
+        name="good", url=client_registry.url, username="admin", password=ADMIN_PASSWORD
+    )
+    endpoint_test(endpoint=good)
+
+    wrong = RegistryEndpoint(name="bad", url=client_registry.url, username="admin", password="nope")
+    with pytest.raises(AuthError, match="refused the credentials"):
+        endpoint_test(endpoint=wrong)
+
+    gone = RegistryEndpoint(name="gone", url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(TransientError, match=r"127\.0\.0\.1"):
+        endpoint_test(endpoint=gone)
