@@ -6,18 +6,30 @@ The policy rows go into the test database; ``harborpy replicate`` then runs agai
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 
+from harborpy.celery import app
 from replication.client import AuthError, TransientError
 from replication.models import Direction, Execution, RegistryEndpoint, ReplicationPolicy
-from replication.services import endpoint_test
+from replication.services import endpoint_test, execution_start
 from tests.distribution.helpers import (
     OCI_INDEX,
+    OCI_MANIFEST,
     digest_of,
+    encode,
+    make_config,
+    make_image_manifest,
+    push_accepted,
+    push_blob,
     push_image,
     push_index,
 )
@@ -222,3 +234,57 @@ def test_endpoint_test(client_registry: LiveServer) -> None:
     gone = RegistryEndpoint(name="gone", url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TransientError, match=r"127\.0\.0\.1"):
         endpoint_test(endpoint=gone)
+
+
+def test_shared_blobs_are_mounted_not_sent_again(
+    registry: LiveServer, client_registry: LiveServer
+) -> None:
+    base = unique("library/mnt")
+    config = make_config()
+    layers = [os.urandom(2000), os.urandom(3000)]
+    body = encode(make_image_manifest(config, layers))
+    for name in (f"{base}/a", f"{base}/b"):
+        for blob in [config, *layers]:
+            push_blob(registry, name, blob)
+        push_accepted(registry, name, "v1", body, OCI_MANIFEST)
+    policy = policy_for(client_registry.url, Direction.PUSH, f"{base}/*", namespace="test")
+
+    execution, output = replicate(registry, policy)
+
+    assert execution.status == "succeeded", output
+    first, second = execution.tasks.order_by("pk")
+    assert first.bytes == len(config) + 5000
+    assert second.bytes == 0  # mounted from the first repository on the destination
+    target = "test/" + base.split("/", 1)[1] + "/b"
+    for blob in [config, *layers]:
+        assert blob_bytes(client_registry.url, target, digest_of(blob)) == blob
+
+
+@pytest.fixture
+def replication_worker(registry: LiveServer, settings) -> Iterator[Any]:
+    """A Celery worker on Redis in this process, on the server's database and store."""
+    settings.HARBORPY_STORAGE = (registry.data / "storage").as_uri()
+    app.loader.import_module("replication.tasks")
+    with start_worker(app, pool="solo", perform_ping_check=False) as worker:
+        yield worker
+
+
+def test_an_execution_started_runs_on_the_worker(
+    registry: LiveServer, client_registry: LiveServer, replication_worker
+) -> None:
+    assert app.conf.broker_url.startswith("redis://")
+    name = unique("library/celery")
+    image = push_image(registry, name, "v1")
+    policy = policy_for(client_registry.url, Direction.PUSH, name, namespace="test")
+
+    execution = execution_start(policy=policy)
+
+    deadline = time.monotonic() + 60
+    while Execution.objects.get(pk=execution.pk).status in ("pending", "running"):
+        assert time.monotonic() < deadline, "the execution did not finish"
+        time.sleep(0.1)
+    execution.refresh_from_db()
+    assert execution.status == "succeeded", list(execution.tasks.values("error"))
+    assert execution.started_at and execution.finished_at
+    target = "test/" + name.split("/", 1)[1]
+    assert manifest_digest(client_registry.url, target, "v1") == image.digest
