@@ -136,8 +136,11 @@ class RegistryClient:
                     allow_redirects=True,
                     **kwargs,
                 )
-            except (requests.ConnectionError, requests.Timeout) as error:
-                raise TransientError(f"{method} {url}: {error}") from None
+            except requests.Timeout:
+                raise TransientError(f"{method} {url}: timed out") from None
+            except requests.ConnectionError as error:
+                reason = "connection refused" if "refused" in str(error) else "connection failed"
+                raise TransientError(f"{method} {url}: {reason} ({self.base})") from None
             body = kwargs.get("data")
             repeatable = body is None or isinstance(body, bytes)
             if response.status_code == 401 and attempt == 0 and repeatable:

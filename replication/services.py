@@ -233,9 +233,9 @@ def _retrying(what: str, call: Callable[[], T]) -> T:
     for attempt in range(RETRIES):
         try:
             return call()
-        except TransientError:
+        except TransientError as error:
             if attempt == RETRIES - 1:
-                raise
+                raise TransientError(f"{error} (gave up after {RETRIES} attempts)") from None
             logger.info("replication: %s failed transiently; retrying in %.1fs", what, delay)
             time.sleep(delay)
             delay *= 2

@@ -24,6 +24,7 @@ from replication.services import endpoint_test, execution_start
 from tests.distribution.helpers import (
     OCI_INDEX,
     OCI_MANIFEST,
+    MiB,
     digest_of,
     encode,
     make_config,
@@ -31,6 +32,7 @@ from tests.distribution.helpers import (
     push_accepted,
     push_blob,
     push_image,
+    push_image_blobs,
     push_index,
 )
 from tests.fixtures import authed
@@ -153,6 +155,11 @@ def test_to_and_from_reference_registry(registry: LiveServer, reference_registry
     name = unique("library/ref")
     image = push_image(registry, name, "v1")
     index, _ = push_index(registry, name, "multi")
+    # Several MiB in one layer: streamed chunk by chunk both ways.
+    config, layers = push_image_blobs(registry, name, layer_sizes=(3 * MiB + 17,))
+    big = push_accepted(
+        registry, name, "big", encode(make_image_manifest(config, layers)), OCI_MANIFEST
+    )
     out = policy_for(ref_url, Direction.PUSH, name, credentials=None)
 
     execution, output = replicate(registry, out)
@@ -168,6 +175,8 @@ def test_to_and_from_reference_registry(registry: LiveServer, reference_registry
     assert manifest_digest(registry.url, local, "multi") == index.digest
     for blob in image.blobs:
         blob_bytes(registry.url, local, blob)
+    assert manifest_digest(registry.url, local, "big") == big.digest
+    assert blob_bytes(registry.url, local, digest_of(layers[0])) == layers[0]
 
 
 def test_override_off_keeps_a_differing_tag(
