@@ -197,11 +197,20 @@ class RemoteDestination:
         self.client.manifest_put(repository, reference, body, media_type)
 
 
+class PolicyDisabled(ReplicationError):
+    """A disabled policy was asked to run."""
+
+
 # --- executions ----------------------------------------------------------------------------
 
 
 def execution_create(*, policy: ReplicationPolicy, trigger: str = "manual") -> Execution:
-    """Record a pending execution of ``policy`` (run it with execution_run)."""
+    """Record a pending execution of ``policy`` (run it with execution_run).
+
+    A disabled policy is not run: PolicyDisabled.
+    """
+    if not policy.enabled:
+        raise PolicyDisabled(f"replication policy {policy.name!r} is disabled")
     return Execution.objects.create(policy=policy, trigger=trigger)
 
 

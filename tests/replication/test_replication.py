@@ -297,3 +297,18 @@ def test_an_execution_started_runs_on_the_worker(
     assert execution.started_at and execution.finished_at
     target = "test/" + name.split("/", 1)[1]
     assert manifest_digest(client_registry.url, target, "v1") == image.digest
+
+
+def test_a_disabled_policy_does_not_run(registry: LiveServer) -> None:
+    policy = policy_for(registry.url, Direction.PUSH, "**")
+    ReplicationPolicy.objects.filter(pk=policy.pk).update(enabled=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "harborpy.cli", "replicate", policy.name],
+        env=registry.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "is disabled" in result.stderr
+    assert not Execution.objects.filter(policy=policy).exists()

@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from replication.models import ReplicationPolicy, Status
-from replication.services import execution_create, execution_run
+from replication.services import PolicyDisabled, execution_create, execution_run
 
 
 class Command(BaseCommand):
@@ -29,7 +29,10 @@ class Command(BaseCommand):
             self.stderr.write(line)
             self.stderr.flush()
 
-        execution = execution_create(policy=policy)
+        try:
+            execution = execution_create(policy=policy)
+        except PolicyDisabled as error:
+            raise CommandError(str(error)) from None
         execution = execution_run(execution_id=execution.pk, progress=progress)
         self.stdout.write(f"execution {execution.pk} {execution.status}")
         if execution.status != Status.SUCCEEDED:
