@@ -277,6 +277,9 @@ def execution_run(*, execution_id: int, progress: Progress | None = None) -> Exe
         tasks = _plan(execution, policy, source)
     except (ReplicationError, RegistryError, PatternInvalid) as error:
         return _finish(execution, error=f"listing the source failed: {error}", say=say)
+    except Exception as error:  # a bug: recorded, so that the execution does not stay running
+        logger.exception("replication execution %s failed", execution.pk)
+        return _finish(execution, error=f"{type(error).__name__}: {error}", say=say)
     say(f"execution {execution.pk}: {len(tasks)} tag(s) to replicate")
     for task in tasks:
         _run_task(task, policy, source, destination)
