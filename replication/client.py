@@ -235,6 +235,23 @@ class RegistryClient:
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return response.content, media_type
 
+    def referrers(self, repository: str, digest: str) -> list[str]:
+        """Digests of the manifests whose subject is ``digest``; none where the API is missing."""
+        try:
+            response = self.request(
+                "GET",
+                f"/v2/{repository}/referrers/{digest}",
+                scope=f"repository:{repository}:pull",
+                headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+            )
+        except RemoteError:  # 404 or 405 from a registry without the referrers API
+            return []
+        try:
+            manifests = response.json().get("manifests") or []
+        except (ValueError, AttributeError):
+            return []
+        return [m["digest"] for m in manifests if isinstance(m, dict) and "digest" in m]
+
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         """The digest ``reference`` names, or None if the registry does not have it."""
         response = self.request(

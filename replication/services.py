@@ -21,6 +21,7 @@ from typing import Protocol, TypeVar
 from django.db import transaction
 from django.utils import timezone
 
+from distribution import selectors
 from distribution.blobstore import blob_store
 from distribution.exceptions import BlobUnknown, RegistryError
 from distribution.manifests import INDEX_TYPES, parse_manifest
@@ -64,6 +65,7 @@ class Source(Protocol):
     def repositories(self) -> list[str]: ...
     def tags(self, repository: str) -> list[str]: ...
     def manifest(self, repository: str, reference: str) -> tuple[bytes, str]: ...
+    def referrers(self, repository: str, digest: str) -> list[str]: ...
     def blob(
         self, repository: str, digest: str
     ) -> AbstractContextManager[tuple[Iterator[bytes], int]]: ...
@@ -102,6 +104,10 @@ class LocalSource:
             raise ReplicationError(f"{repository}:{reference} is not stored here any more")
         return bytes(manifest.body), manifest.media_type
 
+    def referrers(self, repository: str, digest: str) -> list[str]:
+        index = selectors.referrers(repository_name=repository, digest=digest, artifact_type=None)
+        return [m["digest"] for m in index["manifests"]]
+
     @contextmanager
     def blob(self, repository: str, digest: str) -> Iterator[tuple[Iterator[bytes], int]]:
         try:
@@ -128,6 +134,9 @@ class RemoteSource:
 
     def manifest(self, repository: str, reference: str) -> tuple[bytes, str]:
         return self.client.manifest_get(repository, reference)
+
+    def referrers(self, repository: str, digest: str) -> list[str]:
+        return self.client.referrers(repository, digest)
 
     def blob(
         self, repository: str, digest: str
@@ -349,9 +358,12 @@ class _Copier:
         self.source, self.destination = source, destination
         self.repository, self.target = repository, target
         self.bytes = 0
+        self.done: set[str] = set()  # manifest digests copied (referrers can form chains)
 
     def manifest(self, reference: str, body: bytes, media_type: str) -> None:
+        """Copy a manifest: an index's children first, then blobs, the manifest, its referrers."""
         parsed = parse_manifest(body, media_type)
+        self.done.add(parsed.digest)
         if parsed.media_type in INDEX_TYPES:
             for child in parsed.manifests:
                 child_body, child_type = _retrying(
@@ -364,6 +376,17 @@ class _Copier:
             f"manifest {reference}",
             lambda: self.destination.put_manifest(self.target, reference, body, media_type),
         )
+        # Signatures, SBOMs and other referrers travel with their subject, after it.
+        found: list[str] = _retrying(
+            f"referrers of {parsed.digest}",
+            partial(self.source.referrers, self.repository, parsed.digest),
+        )
+        for digest in found:
+            if digest not in self.done:
+                referrer_body, referrer_type = _retrying(
+                    digest, partial(self.source.manifest, self.repository, digest)
+                )
+                self.manifest(digest, referrer_body, referrer_type)
 
     def blob(self, digest: str) -> None:
         if _retrying(digest, lambda: self.destination.has_blob(self.target, digest)):

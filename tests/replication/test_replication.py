@@ -22,9 +22,13 @@ from replication.client import AuthError, TransientError
 from replication.models import Direction, Execution, RegistryEndpoint, ReplicationPolicy
 from replication.services import endpoint_test, execution_start
 from tests.distribution.helpers import (
+    EMPTY_JSON,
+    OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
     MiB,
+    Pushed,
+    descriptor,
     digest_of,
     encode,
     make_config,
@@ -312,3 +316,53 @@ def test_a_disabled_policy_does_not_run(registry: LiveServer) -> None:
     assert result.returncode == 1
     assert "is disabled" in result.stderr
     assert not Execution.objects.filter(policy=policy).exists()
+
+
+def push_signature(registry: LiveServer, name: str, subject: Pushed) -> str:
+    """An untagged referrer of ``subject`` (pushed by digest); its digest."""
+    payload = os.urandom(100)
+    push_blob(registry, name, EMPTY_JSON)
+    push_blob(registry, name, payload)
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.signature",
+        "config": descriptor(OCI_EMPTY, EMPTY_JSON),
+        "layers": [descriptor("application/octet-stream", payload)],
+        "subject": {
+            "mediaType": subject.media_type,
+            "digest": subject.digest,
+            "size": len(subject.body),
+        },
+    }
+    body = encode(document)
+    return push_accepted(registry, name, digest_of(body), body, OCI_MANIFEST).digest
+
+
+def referrer_digests(url: str, name: str, digest: str) -> list[str]:
+    response = authed.get(f"{url}/v2/{name}/referrers/{digest}")
+    assert response.status_code == 200, response.text
+    return [m["digest"] for m in response.json()["manifests"]]
+
+
+def test_referrers_travel_with_their_subject(
+    registry: LiveServer, client_registry: LiveServer
+) -> None:
+    name = unique("library/signed")
+    image = push_image(registry, name, "v1")
+    signature = push_signature(registry, name, image)
+    out = policy_for(client_registry.url, Direction.PUSH, name, namespace="test")
+
+    execution, output = replicate(registry, out)
+
+    assert execution.status == "succeeded", output
+    assert execution.total == 1  # the signature is untagged: it goes with v1's task
+    remote = "test/" + name.split("/", 1)[1]
+    assert referrer_digests(client_registry.url, remote, image.digest) == [signature]
+    assert manifest_digest(client_registry.url, remote, signature) == signature
+
+    back = policy_for(client_registry.url, Direction.PULL, remote, namespace="lib")
+    execution, output = replicate(registry, back)
+    assert execution.status == "succeeded", output
+    local = "lib/" + name.split("/", 1)[1]
+    assert referrer_digests(registry.url, local, image.digest) == [signature]
