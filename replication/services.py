@@ -291,9 +291,24 @@ def execution_run(*, execution_id: int, progress: Progress | None = None) -> Exe
         return _finish(execution, error=f"{type(error).__name__}: {error}", say=say)
     say(f"execution {execution.pk}: {len(tasks)} tag(s) to replicate")
     for task in tasks:
+        if Execution.objects.filter(pk=execution.pk, status=Status.CANCELLED).exists():
+            execution.tasks.filter(status=Status.PENDING).update(status=Status.CANCELLED)
+            return _finish(execution, error="", say=say, cancelled=True)
         _run_task(task, policy, source, destination)
         say(f"{task.status}: {task.source} -> {task.destination} {task.error}".rstrip())
     return _finish(execution, error="", say=say)
+
+
+def execution_cancel(*, execution: Execution) -> bool:
+    """Stop an execution: a pending one never runs, a running one stops before its next task.
+
+    The task being copied is finished first.  False when the execution had ended already.
+    """
+    return bool(
+        Execution.objects.filter(
+            pk=execution.pk, status__in=[Status.PENDING, Status.RUNNING]
+        ).update(status=Status.CANCELLED)
+    )
 
 
 def _plan(execution: Execution, policy: ReplicationPolicy, source: Source) -> list[Task]:
@@ -409,7 +424,9 @@ class _Copier:
         self.bytes += counted
 
 
-def _finish(execution: Execution, *, error: str, say: Progress) -> Execution:
+def _finish(
+    execution: Execution, *, error: str, say: Progress, cancelled: bool = False
+) -> Execution:
     tasks = execution.tasks.all()
     execution.succeeded = tasks.filter(status=Status.SUCCEEDED).count()
     execution.failed = tasks.filter(status=Status.FAILED).count()
@@ -417,7 +434,10 @@ def _finish(execution: Execution, *, error: str, say: Progress) -> Execution:
     execution.total = tasks.count()
     execution.bytes = sum(tasks.values_list("bytes", flat=True))
     execution.error = error
-    execution.status = Status.FAILED if error or execution.failed else Status.SUCCEEDED
+    if cancelled:
+        execution.status = Status.CANCELLED
+    else:
+        execution.status = Status.FAILED if error or execution.failed else Status.SUCCEEDED
     execution.finished_at = timezone.now()
     execution.save()
     say(

@@ -20,7 +20,13 @@ from celery.contrib.testing.worker import start_worker
 from harborpy.celery import app
 from replication.client import AuthError, TransientError
 from replication.models import Direction, Execution, RegistryEndpoint, ReplicationPolicy
-from replication.services import endpoint_test, execution_start
+from replication.services import (
+    endpoint_test,
+    execution_cancel,
+    execution_create,
+    execution_run,
+    execution_start,
+)
 from tests.distribution.helpers import (
     EMPTY_JSON,
     OCI_EMPTY,
@@ -366,3 +372,32 @@ def test_referrers_travel_with_their_subject(
     assert execution.status == "succeeded", output
     local = "lib/" + name.split("/", 1)[1]
     assert referrer_digests(registry.url, local, image.digest) == [signature]
+
+
+def test_cancel_stops_before_the_next_task(
+    registry: LiveServer, client_registry: LiveServer, settings
+) -> None:
+    settings.HARBORPY_STORAGE = (registry.data / "storage").as_uri()  # run here, on its data
+    name = unique("library/cancel")
+    for tag in ("a", "b", "c"):
+        push_image(registry, name, tag)
+    policy = policy_for(client_registry.url, Direction.PUSH, name, namespace="test")
+
+    pending = execution_create(policy=policy)
+    assert execution_cancel(execution=pending)
+    assert execution_run(execution_id=pending.pk).status == "cancelled"
+    assert not pending.tasks.exists()  # never started
+
+    running = execution_create(policy=policy)
+
+    def cancel_after_the_first(line: str) -> None:
+        if line.startswith("succeeded:"):
+            execution_cancel(execution=running)
+
+    done = execution_run(execution_id=running.pk, progress=cancel_after_the_first)
+
+    assert done.status == "cancelled"
+    statuses = list(done.tasks.order_by("pk").values_list("status", flat=True))
+    assert statuses == ["succeeded", "cancelled", "cancelled"]
+    assert done.finished_at is not None
+    assert not execution_cancel(execution=done)  # ended already
