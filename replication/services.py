@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 RETRIES = 3  # attempts per step on transient errors
 BACKOFF = 0.5  # seconds, doubled after each failed attempt
+# A task that has not finished after this long fails before its next step (a manifest or
+# blob); a blob being streamed is not cut off (each HTTP read has its own timeout).
+TASK_TIMEOUT = 3600.0
 
 T = TypeVar("T")
 Progress = Callable[[str], None]
@@ -373,10 +376,16 @@ class _Copier:
         self.source, self.destination = source, destination
         self.repository, self.target = repository, target
         self.bytes = 0
+        self.deadline = time.monotonic() + TASK_TIMEOUT
         self.done: set[str] = set()  # manifest digests copied (referrers can form chains)
+
+    def _check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise ReplicationError(f"the task timed out after {TASK_TIMEOUT:g} s")
 
     def manifest(self, reference: str, body: bytes, media_type: str) -> None:
         """Copy a manifest: an index's children first, then blobs, the manifest, its referrers."""
+        self._check_time()
         parsed = parse_manifest(body, media_type)
         self.done.add(parsed.digest)
         if parsed.media_type in INDEX_TYPES:
@@ -404,6 +413,7 @@ class _Copier:
                 self.manifest(digest, referrer_body, referrer_type)
 
     def blob(self, digest: str) -> None:
+        self._check_time()
         if _retrying(digest, lambda: self.destination.has_blob(self.target, digest)):
             return
         if _retrying(digest, lambda: self.destination.mount(self.target, digest)):

@@ -18,6 +18,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 
 from harborpy.celery import app
+from replication import services
 from replication.client import AuthError, TransientError
 from replication.models import Direction, Execution, RegistryEndpoint, ReplicationPolicy
 from replication.services import (
@@ -401,3 +402,18 @@ def test_cancel_stops_before_the_next_task(
     assert statuses == ["succeeded", "cancelled", "cancelled"]
     assert done.finished_at is not None
     assert not execution_cancel(execution=done)  # ended already
+
+
+def test_a_task_past_its_timeout_fails(
+    registry: LiveServer, client_registry: LiveServer, settings, monkeypatch
+) -> None:
+    settings.HARBORPY_STORAGE = (registry.data / "storage").as_uri()
+    monkeypatch.setattr(services, "TASK_TIMEOUT", -1.0)
+    name = unique("library/slow")
+    push_image(registry, name, "v1")
+    policy = policy_for(client_registry.url, Direction.PUSH, name, namespace="test")
+
+    done = execution_run(execution_id=execution_create(policy=policy).pk)
+
+    assert done.status == "failed"
+    assert done.tasks.get().error == "the task timed out after -1 s"
