@@ -55,6 +55,7 @@ from rbac.exceptions import (
     UserExists,
     UserInvalid,
 )
+from replication.client import ReplicationError
 
 from .projects import MemberExists
 
@@ -96,6 +97,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (TagImmutable, 412),
     (RuleInvalid, 400),
     (ImmutableRuleUnknown, 404),
+    (ReplicationError, 400),  # a ping that failed, a disabled policy started
 )
 
 

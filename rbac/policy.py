@@ -54,6 +54,7 @@ class System(StrEnum):
     QUOTA = "quota"  # every project's quota and the storage used in all
     LABEL = "system-label"  # global labels: create, update, delete
     GC = "gc"  # garbage collection: list runs, start one
+    REPLICATION = "replication"  # endpoints, policies, executions
 
 
 class Kind(StrEnum):
