@@ -364,3 +364,41 @@ def test_real_repository_artifact_tag_and_label_responses_fit_the_document(
     ids["repo"] = "tools/multi"
     call("delete", REPOSITORY, status=200)
     call("delete", REPOSITORY, status=404)
+
+
+@pytest.mark.usefixtures("team")
+def test_real_replication_responses_fit_the_document(registry, document) -> None:
+    ids: dict[str, Any] = {}
+    call = caller(registry, document, ids)
+    credential = {"type": "basic", "access_key": ADMIN[0], "access_secret": ADMIN[1]}
+    endpoint = {"name": "self", "url": registry.url, "credential": credential}
+    ids["registry_id"] = call("post", "/registries", json=endpoint, status=201).json()["id"]
+    call("get", "/registries")
+    call("get", "/registries/{registry_id}")
+    call("put", "/registries/{registry_id}", json={"insecure": True}, status=200)
+    call("post", "/registries/ping", json={"id": ids["registry_id"]}, status=200)
+    wrong = {**endpoint, "credential": {**credential, "access_secret": "nope"}}
+    call("post", "/registries/ping", json=wrong, status=400)
+    call("get", "/registries", "pat", status=403)
+    call("get", "/registries", "anonymous", status=401)
+
+    policy = {
+        "name": "mirror",
+        "src_registry": {"id": ids["registry_id"]},
+        "filters": [{"type": "name", "value": "nothing/**"}],
+    }
+    ids["policy_id"] = call("post", "/replication/policies", json=policy, status=201).json()["id"]
+    call("get", "/replication/policies")
+    call("get", "/replication/policies/{policy_id}")
+    call("put", "/replication/policies/{policy_id}", json={"override": False}, status=200)
+    call("delete", "/registries/{registry_id}", status=412)
+
+    started = call("post", "/replication/executions", json={"policy_id": ids["policy_id"]})
+    ids["execution_id"] = started.json()["id"]
+    call("get", "/replication/executions", params={"policy_id": ids["policy_id"]})
+    call("get", "/replication/executions/{execution_id}")
+    call("get", "/replication/executions/{execution_id}/tasks")
+    call("put", "/replication/executions/{execution_id}", status=200)
+    call("get", "/replication/executions/{execution_id}", status=200)
+    call("delete", "/replication/policies/{policy_id}", status=200)
+    call("delete", "/registries/{registry_id}", status=200)

@@ -70,8 +70,7 @@ def test_ping_with_wrong_credentials_says_why(registry: LiveServer) -> None:
     assert ok.status_code == 200, ok.text
     wrong = call(registry, "POST", "registries/ping", json=registry_body(registry.url, "nope"))
     assert wrong.status_code == 400 and errors(wrong) == ["BAD_REQUEST"]
-    message = wrong.json()["errors"][0]["message"]
-    assert message, wrong.text
+    assert "refused the credentials" in wrong.json()["errors"][0]["message"]
     assert call(registry, "POST", "registries/ping", json={}).status_code == 400
 
 
