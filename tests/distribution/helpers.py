@@ -381,20 +381,9 @@ def push_index(
     return push_accepted(registry, name, reference, body, media_type), children
 
 
-def push_artifact(
-    registry: LiveServer,
-    name: str,
-    reference: str,
-    *,
-    artifact_type: str,
-    subject: Pushed | None = None,
-    annotations: dict[str, str] | None = None,
-    encoder: Callable[[dict[str, Any]], bytes] = encode,
-) -> Pushed:
-    """Push an OCI artifact: artifactType, the empty config, one payload layer, maybe a subject."""
-    payload = os.urandom(100)
-    push_blob(registry, name, EMPTY_JSON)
-    push_blob(registry, name, payload)
+def artifact_document(artifact_type: str, payload: bytes, subject: Any = None) -> dict[str, Any]:
+    """An OCI artifact manifest: artifactType, the empty config, one payload layer, and a
+    subject when given (anything with media_type, digest and body)."""
     document: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -408,9 +397,29 @@ def push_artifact(
             "digest": subject.digest,
             "size": len(subject.body),
         }
+    return document
+
+
+def push_artifact(
+    registry: LiveServer,
+    name: str,
+    reference: str | None,
+    *,
+    artifact_type: str,
+    subject: Pushed | None = None,
+    annotations: dict[str, str] | None = None,
+    encoder: Callable[[dict[str, Any]], bytes] = encode,
+) -> Pushed:
+    """Push an OCI artifact (``artifact_document``) by tag, or by its digest when ``reference``
+    is None."""
+    payload = os.urandom(100)
+    push_blob(registry, name, EMPTY_JSON)
+    push_blob(registry, name, payload)
+    document = artifact_document(artifact_type, payload, subject)
     if annotations is not None:
         document["annotations"] = annotations
-    return push_accepted(registry, name, reference, encoder(document), OCI_MANIFEST)
+    body = encoder(document)
+    return push_accepted(registry, name, reference or digest_of(body), body, OCI_MANIFEST)
 
 
 def get_manifest(

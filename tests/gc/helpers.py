@@ -20,10 +20,9 @@ from distribution.gc import gc_lock
 from distribution.models import Blob, Manifest
 from tests.distribution.helpers import (
     EMPTY_JSON,
-    OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
-    descriptor,
+    artifact_document,
     encode,
     make_config,
     make_image_manifest,
@@ -92,18 +91,7 @@ def push_referrer(repository: str, subject: Image) -> Image:
     """An untagged OCI artifact (a signature, say) whose subject is ``subject``."""
     payload = os.urandom(100)
     blobs = [push_blob(repository, EMPTY_JSON), push_blob(repository, payload)]
-    document = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": "application/vnd.example.signature",
-        "config": descriptor(OCI_EMPTY, EMPTY_JSON),
-        "layers": [descriptor("application/octet-stream", payload)],
-        "subject": {
-            "mediaType": subject.media_type,
-            "digest": subject.digest,
-            "size": len(subject.body),
-        },
-    }
+    document = artifact_document("application/vnd.example.signature", payload, subject)
     image = put_manifest(repository, digest_of(encode(document)), document)
     image.blobs = blobs
     return image

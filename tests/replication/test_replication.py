@@ -29,18 +29,16 @@ from replication.services import (
     execution_start,
 )
 from tests.distribution.helpers import (
-    EMPTY_JSON,
-    OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
     MiB,
     Pushed,
-    descriptor,
     digest_of,
     encode,
     make_config,
     make_image_manifest,
     push_accepted,
+    push_artifact,
     push_blob,
     push_image,
     push_image_blobs,
@@ -327,23 +325,8 @@ def test_a_disabled_policy_does_not_run(registry: LiveServer) -> None:
 
 def push_signature(registry: LiveServer, name: str, subject: Pushed) -> str:
     """An untagged referrer of ``subject`` (pushed by digest); its digest."""
-    payload = os.urandom(100)
-    push_blob(registry, name, EMPTY_JSON)
-    push_blob(registry, name, payload)
-    document = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": "application/vnd.example.signature",
-        "config": descriptor(OCI_EMPTY, EMPTY_JSON),
-        "layers": [descriptor("application/octet-stream", payload)],
-        "subject": {
-            "mediaType": subject.media_type,
-            "digest": subject.digest,
-            "size": len(subject.body),
-        },
-    }
-    body = encode(document)
-    return push_accepted(registry, name, digest_of(body), body, OCI_MANIFEST).digest
+    signature = "application/vnd.example.signature"
+    return push_artifact(registry, name, None, artifact_type=signature, subject=subject).digest
 
 
 def referrer_digests(url: str, name: str, digest: str) -> list[str]:
