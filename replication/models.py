@@ -24,6 +24,12 @@ class Direction(models.TextChoices):
     PULL = "pull", "pull (remote to local)"
 
 
+class Trigger(models.TextChoices):
+    MANUAL = "manual"
+    SCHEDULED = "scheduled"  # the policy's cron schedule, checked by Celery beat each minute
+    EVENT_BASED = "event_based"  # on push and (with replicate_deletion) on delete, local source
+
+
 class ReplicationPolicy(models.Model):
     name = models.CharField(max_length=128, unique=True)
     endpoint = models.ForeignKey(
@@ -35,8 +41,16 @@ class ReplicationPolicy(models.Model):
     # A namespace (project) to put copied repositories under, replacing the source's first
     # path component; empty keeps the source name as it is.
     destination_namespace = models.CharField(max_length=255, blank=True)
+    # Label names an artifact must all carry to be copied (push policies: local labels).
+    label_filter = models.JSONField(default=list, blank=True)
     override = models.BooleanField(default=True)
     enabled = models.BooleanField(default=True)
+    trigger = models.CharField(max_length=11, choices=Trigger.choices, default=Trigger.MANUAL)
+    schedule = models.CharField(max_length=100, blank=True)  # cron, for scheduled triggers
+    # The minute of the last scheduled run: claimed by one UPDATE, so a minute runs once.
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    # Deleting a tag or artifact at the source deletes it at the destination too.
+    replicate_deletion = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -70,15 +84,24 @@ class Execution(models.Model):
     skipped = models.IntegerField(default=0)
     bytes = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)  # what stopped the whole execution, if anything
+    # Written by the running worker between tasks; a running execution whose heartbeat
+    # is old lost its worker and is marked failed (stalled) so it can be run again.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"execution {self.pk} of {self.policy_id}"
 
 
+class Operation(models.TextChoices):
+    COPY = "copy"
+    DELETE = "delete"
+
+
 class Task(models.Model):
-    """One tag copied: its manifest (with an index's children) and all blobs."""
+    """One tag copied (its manifest, an index's children, all blobs), or one deletion."""
 
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="tasks")
+    operation = models.CharField(max_length=6, choices=Operation.choices, default=Operation.COPY)
     source = models.CharField(max_length=512)  # repository:tag
     destination = models.CharField(max_length=512)
     digest = models.CharField(max_length=200, blank=True)
