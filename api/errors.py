@@ -39,6 +39,7 @@ from projects.exceptions import (
     ProjectNotFound,
     QuotaInvalid,
 )
+from proxycache.projects import ProxyEndpointUnknown
 from rbac.exceptions import (
     ApplyDenied,
     ApplyInvalid,
@@ -97,6 +98,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (TagImmutable, 412),
     (RuleInvalid, 400),
     (ImmutableRuleUnknown, 404),
+    (ProxyEndpointUnknown, 400),
     (ReplicationError, 400),  # a ping that failed, a disabled policy started
 )
 

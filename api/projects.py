@@ -17,6 +17,7 @@ from distribution.selectors import project_usage
 from distribution.services import project_delete
 from projects.models import Project
 from projects.services import project_update
+from proxycache.projects import proxy_project_create
 from rbac.bindings import Subject, binding_remove, binding_set, bindings_of, project_create_owned
 from rbac.exceptions import BindingInvalid
 from rbac.models import RoleBinding
@@ -37,6 +38,11 @@ class ProjectIn(serializers.Serializer):
     public = serializers.BooleanField(required=False, allow_null=True, default=None)
     metadata = serializers.DictField(child=serializers.CharField(), required=False)
     storage_limit = serializers.IntegerField(required=False, allow_null=True, min_value=-1)
+    registry_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="A registry endpoint: the project becomes a proxy cache of it (creation only).",
+    )
 
     def visibility(self) -> bool | None:
         data = self.validated_data
@@ -67,6 +73,9 @@ class ProjectSerializer(serializers.Serializer):
     repo_count = serializers.IntegerField(allow_null=True)
     metadata = ProjectMetadataSerializer()
     storage_limit = serializers.IntegerField(help_text="Bytes; -1: no limit.")
+    registry_id = serializers.IntegerField(
+        allow_null=True, help_text="The registry endpoint a proxy-cache project caches."
+    )
     current_user_role_id = serializers.IntegerField(help_text="0: no role.")
     current_user_role_ids = serializers.ListField(child=serializers.IntegerField())
 
@@ -100,6 +109,7 @@ def project_out(project: Project, roles: list[Role]) -> dict[str, Any]:
         "repo_count": getattr(project, "repo_count", None),
         "metadata": {"public": "true" if project.public else "false"},
         "storage_limit": -1 if project.quota_bytes is None else project.quota_bytes,
+        "registry_id": project.registry_id,
         "current_user_role_id": ROLE_IDS[roles[0]] if roles else 0,
         "current_user_role_ids": [ROLE_IDS[r] for r in roles],
     }
@@ -142,13 +152,19 @@ class ProjectListView(ApiView):
         owner = None
         if self.principal.kind is Kind.USER and self.principal.user_id is not None:
             owner = get_user_model().objects.get(pk=self.principal.user_id)
-        project = project_create_owned(
-            name=body.validated_data["project_name"],
-            public=bool(body.visibility()),
-            quota_bytes=body.quota(None),
-            owner=owner,
-            actor=self.actor,
-        )
+        fields = {
+            "name": body.validated_data["project_name"],
+            "public": bool(body.visibility()),
+            "quota_bytes": body.quota(None),
+            "owner": owner,
+            "actor": self.actor,
+        }
+        registry_id = body.validated_data.get("registry_id")
+        if registry_id is not None:  # a proxy cache reaches out to a registry: admins only
+            self.require((System.REPLICATION, Act.CREATE))
+            project = proxy_project_create(registry_id=registry_id, **fields)
+        else:
+            project = project_create_owned(**fields)
         response = Response(status=201)
         response["Location"] = f"/api/v2.0/projects/{project.pk}"
         return response

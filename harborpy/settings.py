@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "rbac",
     "distribution",
     "replication",
+    "proxycache",
     "api",
     "console",
     "harborpy.apps.HarborpyConfig",
@@ -186,6 +187,11 @@ HARBORPY_GC_SCHEDULE = os.environ.get("HARBORPY_GC_SCHEDULE", "").strip()
 HARBORPY_GC_SCHEDULE_UNTAGGED = _env_bool("HARBORPY_GC_SCHEDULE_UNTAGGED", False)
 # Celery beat checks every minute for retention policies whose schedule is due (docs/retention.md).
 HARBORPY_RETENTION_SCHEDULER = _env_bool("HARBORPY_RETENTION_SCHEDULER", True)
+
+# --- proxy cache (docs/proxy-cache.md) ---------------------------------------------------------
+
+# Seconds a cached tag of a proxy-cache project is served without asking the upstream again.
+HARBORPY_PROXY_MANIFEST_TTL = _env_int("HARBORPY_PROXY_MANIFEST_TTL", 300)
 
 # --- background jobs ---------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from rbac.views import TokenView
 from . import views
 
 urlpatterns = [
-    path("", include("distribution.urls")),
+    path("", include("proxycache.urls")),  # /v2/: distribution, with proxy-cache reads
     path("healthz", views.healthz),
     path("service/token", TokenView.as_view()),
     path("api/v2.0/", include("api.urls")),

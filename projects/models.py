@@ -25,7 +25,15 @@ class Project(models.Model):
         on_delete=models.SET_NULL,
         related_name="owned_projects",
     )
+    # A proxy cache: the id of the registry endpoint (replication.RegistryEndpoint) whose
+    # content this project caches on pull; pushes are refused.  None: an ordinary project.
+    # An id rather than a key because endpoints live in an app above this one.
+    registry_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_proxy_cache(self) -> bool:
+        return self.registry_id is not None

@@ -41,16 +41,26 @@ def project_create(
     public: bool = False,
     quota_bytes: int | None = None,
     owner: Any = None,
+    registry_id: int | None = None,
     actor: Actor = SYSTEM,
 ) -> Project:
-    """Create a project; ProjectExists if the name is taken."""
+    """Create a project; ProjectExists if the name is taken.
+
+    ``registry_id`` makes it a proxy cache of that registry endpoint (the caller checks
+    that the endpoint exists: endpoints live in an app above this one).
+    """
     check_project_name(name)
     try:
         with transaction.atomic():
             project = Project.objects.create(
-                name=name, public=public, quota_bytes=_check_quota(quota_bytes), owner=owner
+                name=name,
+                public=public,
+                quota_bytes=_check_quota(quota_bytes),
+                owner=owner,
+                registry_id=registry_id,
             )
-            _audit(actor, project, "created", public=public, quota_bytes=quota_bytes)
+            extra = {"registry_id": registry_id} if registry_id is not None else {}
+            _audit(actor, project, "created", public=public, quota_bytes=quota_bytes, **extra)
             return project
     except IntegrityError:
         raise ProjectExists(f"project {name!r} exists already") from None

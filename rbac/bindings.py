@@ -151,12 +151,18 @@ def project_create_owned(
     public: bool = False,
     quota_bytes: int | None = None,
     owner: Any = None,
+    registry_id: int | None = None,
     actor: Actor,
 ) -> Project:
     """Create a project whose owner (a user, if any) becomes its projectAdmin, as in Harbor."""
     with transaction.atomic():
         project = project_create(
-            name=name, public=public, quota_bytes=quota_bytes, owner=owner, actor=actor
+            name=name,
+            public=public,
+            quota_bytes=quota_bytes,
+            owner=owner,
+            registry_id=registry_id,
+            actor=actor,
         )
         if owner is not None:
             subject = Subject("user", owner.get_username())

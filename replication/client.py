@@ -337,3 +337,32 @@ class RegistryClient:
             data=body,
             ok=(201,),
         ).close()
+
+    # --- reads of a pull-through cache: pull scope only -----------------------------------
+
+    def manifest_head(self, repository: str, reference: str) -> str | None:
+        """The digest ``reference`` names upstream (a HEAD, pull scope), None if it has none."""
+        response = self.request(
+            "HEAD",
+            f"/v2/{repository}/manifests/{reference}",
+            scope=f"repository:{repository}:pull",
+            headers={"Accept": MANIFEST_ACCEPT},
+            ok=(200, 404),
+        )
+        response.close()
+        if response.status_code == 404:
+            return None
+        return response.headers.get("Docker-Content-Digest")
+
+    def blob_size(self, repository: str, digest: str) -> int | None:
+        """The size of a blob upstream (a HEAD, pull scope), None if it has none."""
+        response = self.request(
+            "HEAD",
+            f"/v2/{repository}/blobs/{digest}",
+            scope=f"repository:{repository}:pull",
+            ok=(200, 404),
+        )
+        response.close()
+        if response.status_code == 404:
+            return None
+        return int(response.headers.get("Content-Length", "-1"))

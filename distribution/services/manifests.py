@@ -33,13 +33,17 @@ def manifest_put(
     content_type: str | None,
     body: bytes,
     actor: Actor = SYSTEM,
+    absent_blobs: bool = False,
 ) -> Manifest:
     """Store a manifest under its digest, and under ``reference`` when that is a tag.
 
     Everything it refers to (config, layers, child manifests) must already be in
-    the repository; nothing is stored otherwise.  Pushing the same manifest
-    again is harmless; pushing a tag again moves it, unless the tag is immutable
-    (TagImmutable; the same manifest to an immutable tag is still accepted).
+    the repository; nothing is stored otherwise.  With ``absent_blobs`` (a proxy
+    cache storing a manifest whose blobs it fetches later) blobs may be missing:
+    the manifest refers to those present, and ``manifest.absent`` lists the
+    others.  Pushing the same manifest again is harmless; pushing a tag again
+    moves it, unless the tag is immutable (TagImmutable; the same manifest to an
+    immutable tag is still accepted).
     """
     if len(body) > settings.HARBORPY_MANIFEST_MAX_BYTES:
         raise ManifestTooLarge(
@@ -57,7 +61,7 @@ def manifest_put(
         repository = repository_for_push(repository_name)
         if tag is not None:
             _check_tag_move(repository, tag, parsed.digest)
-        blobs = _referenced_blobs(repository, parsed)
+        blobs, absent = _referenced_blobs(repository, parsed, absent_ok=absent_blobs)
         children = _referenced_children(repository, parsed)
         # Locked: garbage collection deletes an untagged manifest only under this lock too.
         manifest, created = Manifest.objects.select_for_update().get_or_create(
@@ -90,6 +94,7 @@ def manifest_put(
             detail={"digest": manifest.digest, "media_type": manifest.media_type},
         )
     manifest.parsed = parsed  # type: ignore[attr-defined]
+    manifest.absent = absent  # type: ignore[attr-defined]
     return manifest
 
 
@@ -169,24 +174,26 @@ def _check_reference_digest(reference: str, body: bytes) -> None:
         )
 
 
-def _referenced_blobs(repository: Repository, parsed: ParsedManifest) -> list[Blob]:
+def _referenced_blobs(
+    repository: Repository, parsed: ParsedManifest, *, absent_ok: bool = False
+) -> tuple[list[Blob], list[str]]:
     # Foreign layers (with urls) live elsewhere by design; everything else must be here.
     wanted = {d.digest: d for d in parsed.blobs if not d.urls}
     # Touching them is reading them: a blob garbage collection is deleting counts as missing.
     found = {b.digest: b for b in blobs_touch(digests=sorted(wanted), repository=repository)}
     missing = sorted(set(wanted) - set(found))
-    if missing:
+    if missing and not absent_ok:
         raise ManifestBlobUnknown(
             "manifest refers to blobs unknown to this repository", detail={"digests": missing}
         )
     for digest, descriptor in wanted.items():
-        if found[digest].size != descriptor.size:
+        if digest in found and found[digest].size != descriptor.size:
             raise ManifestInvalid(
                 f"descriptor of {digest} gives size {descriptor.size}, "
                 f"the blob has {found[digest].size} bytes",
                 detail={"digest": digest},
             )
-    return list(found.values())
+    return list(found.values()), missing
 
 
 def _referenced_children(repository: Repository, parsed: ParsedManifest) -> list[Manifest]:

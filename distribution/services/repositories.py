@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import connection, transaction
@@ -12,9 +14,33 @@ from audit.services import Actor, audit_record
 from projects.exceptions import ProjectNotEmpty
 from projects.models import Project
 
-from ..exceptions import NameInvalid, NameUnknown, QuotaExceeded
+from ..exceptions import Denied, NameInvalid, NameUnknown, QuotaExceeded
 from ..models import Blob, BlobState, Repository, RepositoryBlob
 from ..selectors import project_usage
+
+# Set while a proxy cache stores what it fetched from its upstream: the only writes a
+# proxy-cache project takes.  A context variable, so threads and requests never share it.
+_filling_cache: ContextVar[bool] = ContextVar("filling_cache", default=False)
+
+
+@contextmanager
+def cache_fill() -> Iterator[None]:
+    """Let the writes inside this block go into proxy-cache projects."""
+    token = _filling_cache.set(True)
+    try:
+        yield
+    finally:
+        _filling_cache.reset(token)
+
+
+def refuse_proxy_push(project: Project) -> None:
+    """Denied if ``project`` is a proxy cache and this is not the cache filling itself."""
+    if project.registry_id is not None and not _filling_cache.get():
+        raise Denied(
+            f"project {project.name!r} is a proxy cache: it is filled from its upstream "
+            "registry and takes no pushes",
+            detail={"project": project.name},
+        )
 
 
 def project_for_push(name: str) -> Project:
@@ -31,6 +57,7 @@ def project_for_push(name: str) -> Project:
             f"project {first!r} does not exist; create it before pushing to it",
             detail={"project": first},
         )
+    refuse_proxy_push(project)
     return project
 
 
@@ -38,6 +65,7 @@ def repository_for_push(name: str) -> Repository:
     """The repository a push writes to, created by the first push into its project."""
     repository = Repository.objects.filter(name=name).select_related("project").first()
     if repository is not None:
+        refuse_proxy_push(repository.project)
         return repository
     repository, _ = Repository.objects.get_or_create(
         name=name, defaults={"project": project_for_push(name)}

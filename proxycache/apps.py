@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ProxyCacheConfig(AppConfig):
+    name = "proxycache"
+    verbose_name = "Proxy cache"

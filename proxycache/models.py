@@ -1,0 +1,27 @@
+"""What a proxy cache still has to fetch.
+
+A cached manifest is stored before its blobs: they come from the upstream when
+a client first asks for them.  Until then the manifest cannot refer to them
+(a reference needs a stored blob), so each one waits here, and is attached to
+the manifest when it arrives, which is what keeps it from garbage collection.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from distribution.models import Manifest
+
+
+class AbsentBlob(models.Model):
+    manifest = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="absent_blobs")
+    digest = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["manifest", "digest"], name="absent_blob_once")
+        ]
+        indexes = [models.Index(fields=["digest"])]
+
+    def __str__(self) -> str:
+        return f"{self.digest} of manifest {self.manifest_id}"

@@ -1,0 +1,39 @@
+"""Proxy-cache projects: created with the registry endpoint they cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audit.services import Actor
+from projects.models import Project
+from rbac.bindings import project_create_owned
+from replication.models import RegistryEndpoint
+
+
+class ProxyEndpointUnknown(Exception):
+    """The registry endpoint a proxy-cache project should cache does not exist."""
+
+
+def proxy_project_create(
+    *,
+    name: str,
+    registry_id: int,
+    public: bool = False,
+    quota_bytes: int | None = None,
+    owner: Any = None,
+    actor: Actor,
+) -> Project:
+    """Create a project that caches the content of registry endpoint ``registry_id``.
+
+    As in Harbor, the link is set at creation and kept for the project's life.
+    """
+    if not RegistryEndpoint.objects.filter(pk=registry_id).exists():
+        raise ProxyEndpointUnknown(f"registry endpoint {registry_id} does not exist")
+    return project_create_owned(
+        name=name,
+        public=public,
+        quota_bytes=quota_bytes,
+        owner=owner,
+        registry_id=registry_id,
+        actor=actor,
+    )

@@ -1,0 +1,336 @@
+"""The pull-through cache: what a read of a proxy-cache project does on a miss.
+
+Manifests: a digest is served from the cache once stored (its bytes cannot
+change).  A tag is served from the cache while it is fresh
+(``HARBORPY_PROXY_MANIFEST_TTL`` seconds since it was last confirmed); after
+that the upstream is asked with a HEAD (which registries with pull limits do
+not count), and the manifest fetched again only if the tag moved.  An index
+is stored with all its child manifests, fetched first.  When the upstream
+cannot be reached, whatever is cached is served; when it says a tag is gone,
+the tag is gone here too (404), though its cached content stays until
+retention or garbage collection removes it.
+
+Blobs: the first read streams the upstream's bytes to the client while they
+are stored (``BlobFill``), verified against the digest; a read that breaks
+off stores nothing.  Manifests are stored before their blobs: each blob not
+yet here is remembered (``AbsentBlob``) and attached to its manifests when it
+arrives, so garbage collection never takes a cached blob that a cached
+manifest needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+
+from audit.services import Actor
+from distribution import selectors
+from distribution.exceptions import (
+    BlobUnknown,
+    ManifestUnknown,
+    NameUnknown,
+    Unavailable,
+)
+from distribution.grammar import is_digest
+from distribution.manifests import INDEX_TYPES, parse_manifest
+from distribution.models import Blob, BlobState, Manifest, Repository, Tag
+from distribution.services.manifests import manifest_put
+from distribution.services.repositories import blob_link, cache_fill, repository_for_push
+from distribution.services.uploads import upload_monolithic
+from replication.client import AuthError, RemoteError, ReplicationError
+
+from .models import AbsentBlob
+from .upstream import Upstream
+
+logger = logging.getLogger(__name__)
+
+CACHE_ACTOR = Actor("proxy-cache")
+# After the upstream failed to answer, serve the cached tag this long before asking again.
+RETRY_UPSTREAM_AFTER = 30
+# Chunks a blob fill may hold between the client's stream and the store (bounded memory).
+FILL_QUEUE = 8
+
+
+# --- manifests -----------------------------------------------------------------------------
+
+
+def manifest_read(
+    upstream: Upstream, *, name: str, reference: str, accept: list[str], with_body: bool = True
+) -> Manifest:
+    """The manifest ``reference`` names in a proxy-cache repository, fetched if need be."""
+    local = _local_manifest(name, reference, accept, with_body)
+    if local is not None and (is_digest(reference) or cache.get(_fresh_key(name, reference))):
+        return local
+    try:
+        if local is not None:
+            current = upstream.client.manifest_head(upstream.repository, reference)
+            if current is None:
+                raise ManifestUnknown(
+                    "manifest unknown: the upstream registry no longer has this tag",
+                    detail={"reference": reference},
+                )
+            if current == _tag_digest(name, reference):
+                _mark_fresh(name, reference, settings.HARBORPY_PROXY_MANIFEST_TTL)
+                return local
+        manifest_fetch(upstream, name=name, reference=reference)
+    except AuthError as error:
+        return _stale_or(local, name, reference, upstream, error)
+    except RemoteError as error:
+        if error.status == 404:
+            raise ManifestUnknown(
+                "manifest unknown to this registry and to its upstream",
+                detail={"reference": reference, "upstream": upstream.endpoint_name},
+            ) from None
+        return _stale_or(local, name, reference, upstream, error)
+    except ReplicationError as error:  # unreachable, timed out, 5xx
+        return _stale_or(local, name, reference, upstream, error)
+    if not is_digest(reference):
+        _mark_fresh(name, reference, settings.HARBORPY_PROXY_MANIFEST_TTL)
+    return selectors.manifest_get(
+        repository_name=name, reference=reference, accept=accept, with_body=with_body
+    )
+
+
+def manifest_fetch(upstream: Upstream, *, name: str, reference: str) -> Manifest:
+    """Fetch ``reference`` from the upstream and store it (an index after its children)."""
+    body, media_type = upstream.client.manifest_get(upstream.repository, reference)
+    parsed = parse_manifest(body, media_type)  # a digest reference is checked by manifest_put
+    if parsed.media_type in INDEX_TYPES:
+        have = set(
+            Manifest.objects.filter(
+                repository__name=name, digest__in=[c.digest for c in parsed.manifests]
+            ).values_list("digest", flat=True)
+        )
+        for child in parsed.manifests:
+            if child.digest not in have:
+                manifest_fetch(upstream, name=name, reference=child.digest)
+    with cache_fill(), transaction.atomic():
+        repository = repository_for_push(name)
+        _link_stored(repository, [d.digest for d in parsed.blobs if not d.urls])
+        manifest = manifest_put(
+            repository_name=name,
+            reference=reference,
+            content_type=media_type,
+            body=body,
+            actor=CACHE_ACTOR,
+            absent_blobs=True,
+        )
+        absent = getattr(manifest, "absent", [])
+        AbsentBlob.objects.bulk_create(
+            [AbsentBlob(manifest=manifest, digest=digest) for digest in absent],
+            ignore_conflicts=True,
+        )
+    return manifest
+
+
+def _local_manifest(
+    name: str, reference: str, accept: list[str], with_body: bool
+) -> Manifest | None:
+    try:
+        return selectors.manifest_get(
+            repository_name=name, reference=reference, accept=accept, with_body=with_body
+        )
+    except (ManifestUnknown, NameUnknown):
+        return None
+
+
+def _tag_digest(name: str, tag: str) -> str | None:
+    return (
+        Tag.objects.filter(repository__name=name, name=tag)
+        .values_list("manifest__digest", flat=True)
+        .first()
+    )
+
+
+def _fresh_key(name: str, reference: str) -> str:
+    return f"proxycache:fresh:{name}:{reference}"
+
+
+def _mark_fresh(name: str, reference: str, seconds: int) -> None:
+    if seconds > 0:
+        cache.set(_fresh_key(name, reference), True, seconds)
+
+
+def _stale_or(
+    local: Manifest | None, name: str, reference: str, upstream: Upstream, error: Exception
+) -> Manifest:
+    """The cached manifest when the upstream failed; without one, 503 for the client."""
+    if local is not None:
+        logger.warning(
+            "proxy cache: serving cached %s:%s, upstream %s failed: %s",
+            name,
+            reference,
+            upstream.endpoint_name,
+            error,
+        )
+        _mark_fresh(
+            name, reference, min(RETRY_UPSTREAM_AFTER, settings.HARBORPY_PROXY_MANIFEST_TTL)
+        )
+        return local
+    raise Unavailable(
+        f"{name}:{reference} is not cached and the upstream registry "
+        f"{upstream.endpoint_name!r} did not answer: {error}",
+        retry_after=RETRY_UPSTREAM_AFTER,
+        detail={"upstream": upstream.endpoint_name},
+    )
+
+
+# --- blobs ---------------------------------------------------------------------------------
+
+
+def blob_local(*, name: str, digest: str) -> bool:
+    """Whether repository ``name`` can serve blob ``digest`` from here.
+
+    A blob stored for another repository (of any project) is linked into this
+    one on the way, so a layer is fetched from the upstream once per registry.
+    """
+    try:
+        selectors.blob_get(repository_name=name, digest=digest)
+        return True
+    except BlobUnknown:
+        pass
+    size = (
+        Blob.objects.filter(digest=digest, state__in=[BlobState.ACTIVE, BlobState.MARKED])
+        .values_list("size", flat=True)
+        .first()
+    )
+    if size is None:
+        return False
+    with cache_fill(), transaction.atomic():
+        repository = repository_for_push(name)
+        return bool(_link_stored(repository, [digest]))
+
+
+def blob_size(upstream: Upstream, *, digest: str) -> int:
+    """The size of a blob the upstream has (for a HEAD); BlobUnknown if it has none."""
+    try:
+        size = upstream.client.blob_size(upstream.repository, digest)
+    except ReplicationError as error:
+        raise _unavailable(upstream, digest, error) from None
+    if size is None:
+        raise BlobUnknown("blob unknown to registry", detail={"digest": digest})
+    return size
+
+
+class BlobFill:
+    """The upstream's bytes of one blob, for the client and for the store at once.
+
+    Iterating it yields each chunk as it arrives from the upstream; a thread
+    stores the same chunks through an ordinary upload (digest verified, quota
+    applied).  A client that stops reading abandons the fill: nothing is stored.
+    """
+
+    def __init__(self, upstream: Upstream, *, name: str, digest: str) -> None:
+        self.name, self.digest, self.upstream = name, digest, upstream
+        try:
+            self._response = upstream.client.blob_get(upstream.repository, digest)
+            self._chunks, self.size = self._response.__enter__()
+        except RemoteError as error:
+            if error.status == 404:
+                raise BlobUnknown("blob unknown to registry", detail={"digest": digest}) from None
+            raise _unavailable(upstream, digest, error) from None
+        except ReplicationError as error:
+            raise _unavailable(upstream, digest, error) from None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(FILL_QUEUE)
+        self._failed = threading.Event()
+        self._thread = threading.Thread(target=self._store, name=f"fill {digest[:19]}", daemon=True)
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._thread.start()
+        finished = False
+        try:
+            for chunk in self._chunks:
+                self._hand(chunk)
+                yield chunk
+            finished = True
+        finally:
+            self._response.__exit__(None, None, None)
+            self._hand(None if finished else b"")  # b"": abandon
+            self._thread.join(timeout=60)
+
+    def _hand(self, chunk: bytes | None) -> None:
+        while not self._failed.is_set():
+            try:
+                self._queue.put(chunk, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _chunks_for_store(self) -> Iterator[bytes]:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            if chunk == b"":
+                raise _Abandoned
+            yield chunk
+
+    def _store(self) -> None:
+        try:
+            with cache_fill():
+                upload_monolithic(
+                    repository_name=self.name, digest=self.digest, chunks=self._chunks_for_store()
+                )
+                absent_arrived(name=self.name, digest=self.digest)
+        except _Abandoned:
+            logger.info("proxy cache: %s@%s abandoned by its client", self.name, self.digest)
+            self._failed.set()
+        except Exception:  # a registry error (quota, digest) or a broken store: logged
+            logger.exception("proxy cache: storing %s@%s failed", self.name, self.digest)
+            self._failed.set()
+        finally:
+            connection.close()  # this thread's own connection
+
+
+class _Abandoned(Exception):
+    """The client stopped reading before the blob's end."""
+
+
+def absent_arrived(*, name: str, digest: str) -> None:
+    """Attach a blob that has just arrived to the cached manifests that wait for it."""
+    with transaction.atomic():
+        repository = Repository.objects.filter(name=name).first()
+        if repository is not None:
+            _link_stored(repository, [digest])
+
+
+def _link_stored(repository: Repository, digests: list[str]) -> list[str]:
+    """Link the blobs among ``digests`` stored here already into ``repository``, and attach
+    them to its manifests that wait for them.  Returns the digests linked."""
+    stored = dict(
+        Blob.objects.filter(
+            digest__in=digests, state__in=[BlobState.ACTIVE, BlobState.MARKED]
+        ).values_list("digest", "size")
+    )
+    linked = []
+    for digest, size in stored.items():
+        blob = blob_link(repository=repository, digest=digest, size=size)
+        if blob is None:
+            continue
+        linked.append(digest)
+        waiting = AbsentBlob.objects.filter(manifest__repository=repository, digest=digest)
+        through = Manifest.blobs.through
+        through.objects.bulk_create(
+            [
+                through(manifest_id=m, blob_id=blob.pk)
+                for m in waiting.values_list("manifest_id", flat=True)
+            ],
+            ignore_conflicts=True,
+        )
+        waiting.delete()
+    return linked
+
+
+def _unavailable(upstream: Upstream, digest: str, error: Exception) -> Unavailable:
+    return Unavailable(
+        f"blob {digest} is not cached and the upstream registry "
+        f"{upstream.endpoint_name!r} did not answer: {error}",
+        retry_after=RETRY_UPSTREAM_AFTER,
+        detail={"digest": digest, "upstream": upstream.endpoint_name},
+    )

@@ -1,0 +1,281 @@
+"""Proxy-cache projects against live upstreams: a second harborpy (token auth) as the upstream.
+
+The server under test runs with a two-second manifest TTL so that re-checks can be seen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from distribution.models import Blob, Manifest, Tag, Upload
+from proxycache.models import AbsentBlob
+from replication.models import RegistryEndpoint
+from tests.distribution.helpers import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    MiB,
+    digest_of,
+    encode,
+    make_image_manifest,
+    push_accepted,
+    push_image,
+    push_image_blobs,
+    push_index,
+)
+from tests.fixtures import authed
+from tests.fixtures.server import ADMIN, LiveServer, harborpy_command, start_server
+
+ACCEPT = {"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}"}
+TTL = 2
+
+
+@pytest.fixture(scope="module")
+def proxy_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[LiveServer]:
+    with django_db_blocker.unblock():
+        server = start_server(
+            tmp_path_factory.mktemp("proxy"), env={"HARBORPY_PROXY_MANIFEST_TTL": str(TTL)}
+        )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def proxy(proxy_server: LiveServer, suite_projects) -> LiveServer:
+    return proxy_server
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def proxy_project(
+    server: LiveServer, upstream_url: str, *, public: bool = False, credentials=ADMIN
+) -> tuple[str, RegistryEndpoint]:
+    """A proxy-cache project of ``upstream_url``, created through the REST API."""
+    username, password = credentials or ("", "")
+    endpoint = RegistryEndpoint.objects.create(
+        name=unique("upstream"), url=upstream_url, username=username, password=password
+    )
+    name = unique("cache")
+    response = authed.post(
+        f"{server.url}/api/v2.0/projects",
+        json={"project_name": name, "registry_id": endpoint.pk, "public": public},
+    )
+    assert response.status_code == 201, response.text
+    return name, endpoint
+
+
+def get_manifest(server: LiveServer, name: str, reference: str, auth=ADMIN) -> requests.Response:
+    return authed.get(f"{server.url}/v2/{name}/manifests/{reference}", headers=ACCEPT, auth=auth)
+
+
+def get_blob(server: LiveServer, name: str, digest: str, auth=ADMIN) -> bytes:
+    response = authed.get(f"{server.url}/v2/{name}/blobs/{digest}", auth=auth)
+    assert response.status_code == 200, response.text
+    assert digest_of(response.content) == digest
+    return response.content
+
+
+def wait_for(check, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_pull_through_caches_an_image_and_serves_it_afterwards(
+    proxy: LiveServer, client_registry: LiveServer
+) -> None:
+    upstream_name = unique("test/app")
+    image = push_image(client_registry, upstream_name, "v1")
+    project, endpoint = proxy_project(proxy, client_registry.url)
+    name = f"{project}/{upstream_name}"
+
+    response = get_manifest(proxy, name, "v1")
+    assert response.status_code == 200, response.text
+    assert response.headers["Docker-Content-Digest"] == image.digest
+    assert digest_of(response.content) == image.digest
+    manifest = Manifest.objects.get(repository__name=name, digest=image.digest)
+    assert Tag.objects.filter(repository__name=name, name="v1", manifest=manifest).exists()
+    # Stored before its blobs: they wait, and nothing refers to them yet.
+    assert set(
+        AbsentBlob.objects.filter(manifest=manifest).values_list("digest", flat=True)
+    ) == set(image.blobs)
+
+    for digest in image.blobs:
+        get_blob(proxy, name, digest)
+    wait_for(lambda: not AbsentBlob.objects.filter(manifest=manifest).exists())
+    assert set(manifest.blobs.values_list("digest", flat=True)) == set(image.blobs)
+
+    # Served from the cache now, even with the upstream gone.
+    RegistryEndpoint.objects.filter(pk=endpoint.pk).update(url="http://127.0.0.1:9")
+    assert get_manifest(proxy, name, image.digest).headers["Docker-Content-Digest"] == image.digest
+    time.sleep(TTL + 0.5)  # the tag is due for a re-check, which fails: the cache answers
+    response = get_manifest(proxy, name, "v1")
+    assert response.status_code == 200, response.text
+    assert response.headers["Docker-Content-Digest"] == image.digest
+    for digest in image.blobs:
+        get_blob(proxy, name, digest)
+    # What was never cached cannot be served: 503 with Retry-After, not a hang.
+    missing = get_manifest(proxy, name, "v2")
+    assert missing.status_code == 503, missing.text
+    assert missing.json()["errors"][0]["code"] == "UNAVAILABLE"
+    assert "Retry-After" in missing.headers
+    gone = authed.get(f"{proxy.url}/v2/{name}/blobs/sha256:{'0' * 64}")
+    assert gone.status_code == 503, gone.text
+
+
+def test_a_tag_is_rechecked_after_the_ttl(proxy: LiveServer, client_registry: LiveServer) -> None:
+    upstream_name = unique("test/moving")
+    first = push_image(client_registry, upstream_name, "latest")
+    project, _ = proxy_project(proxy, client_registry.url)
+    name = f"{project}/{upstream_name}"
+    assert get_manifest(proxy, name, "latest").headers["Docker-Content-Digest"] == first.digest
+
+    second = push_image(client_registry, upstream_name, "latest")
+    # Within the TTL the cached tag is served without asking the upstream.
+    assert get_manifest(proxy, name, "latest").headers["Docker-Content-Digest"] == first.digest
+    time.sleep(TTL + 0.5)
+    assert get_manifest(proxy, name, "latest").headers["Docker-Content-Digest"] == second.digest
+    assert Tag.objects.get(repository__name=name, name="latest").manifest.digest == second.digest
+
+    # A tag the upstream deleted is gone here too (its content stays until GC).
+    deleted = authed.delete(f"{client_registry.url}/v2/{upstream_name}/manifests/latest")
+    assert deleted.status_code == 202, deleted.text
+    time.sleep(TTL + 0.5)
+    response = get_manifest(proxy, name, "latest")
+    assert response.status_code == 404, response.text
+    assert response.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    assert get_manifest(proxy, name, "nothere").status_code == 404
+
+
+def test_an_index_is_cached_with_all_its_children(
+    proxy: LiveServer, client_registry: LiveServer
+) -> None:
+    upstream_name = unique("test/multi")
+    index, children = push_index(client_registry, upstream_name, "multi")
+    project, endpoint = proxy_project(proxy, client_registry.url, public=True)
+    name = f"{project}/{upstream_name}"
+
+    response = get_manifest(proxy, name, "multi", auth=None)  # a public proxy: anonymous pulls
+    assert response.status_code == 200, response.text
+    assert response.headers["Docker-Content-Digest"] == index.digest
+    stored = set(Manifest.objects.filter(repository__name=name).values_list("digest", flat=True))
+    assert stored == {index.digest, *(c.digest for c in children)}
+    cached = Manifest.objects.get(repository__name=name, digest=index.digest)
+    assert set(cached.children.values_list("digest", flat=True)) == {c.digest for c in children}
+
+    RegistryEndpoint.objects.filter(pk=endpoint.pk).update(url="http://127.0.0.1:9")
+    for child in children:  # children by digest come from the cache
+        answer = get_manifest(proxy, name, child.digest, auth=None)
+        assert answer.status_code == 200, answer.text
+        assert digest_of(answer.content) == child.digest
+
+
+def test_pushes_to_a_proxy_cache_are_refused(
+    proxy: LiveServer, client_registry: LiveServer
+) -> None:
+    project, _ = proxy_project(proxy, client_registry.url)
+    name = f"{project}/app"
+    data = b"not for a cache"
+    upload = authed.post(
+        f"{proxy.url}/v2/{name}/blobs/uploads/", params={"digest": digest_of(data)}, data=data
+    )
+    assert upload.status_code == 403, upload.text
+    error = upload.json()["errors"][0]
+    assert error["code"] == "DENIED" and "proxy cache" in error["message"]
+    started = authed.post(f"{proxy.url}/v2/{name}/blobs/uploads/")
+    assert started.status_code == 403
+    body = encode(make_image_manifest(b"{}", []))
+    put = authed.put(
+        f"{proxy.url}/v2/{name}/manifests/v1",
+        data=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert put.status_code == 403, put.text
+    assert not Upload.objects.exists()
+    assert not Manifest.objects.filter(repository__project__name=project).exists()
+
+
+def test_a_blob_is_streamed_while_stored_and_an_abandoned_read_stores_nothing(
+    proxy: LiveServer, client_registry: LiveServer
+) -> None:
+    upstream_name = unique("test/big")
+    config, layers = push_image_blobs(client_registry, upstream_name, layer_sizes=(4 * MiB + 3,))
+    big = push_accepted(
+        client_registry,
+        upstream_name,
+        "v1",
+        encode(make_image_manifest(config, layers)),
+        OCI_MANIFEST,
+    )
+    project, _ = proxy_project(proxy, client_registry.url)
+    name = f"{project}/{upstream_name}"
+    assert get_manifest(proxy, name, "v1").headers["Docker-Content-Digest"] == big.digest
+    layer = digest_of(layers[0])
+
+    # A client that reads 64 KiB and hangs up: nothing is kept, no upload is left over.
+    with requests.get(f"{proxy.url}/v2/{name}/blobs/{layer}", auth=ADMIN, stream=True) as r:
+        assert r.status_code == 200
+        assert int(r.headers["Content-Length"]) == len(layers[0])
+        next(r.iter_content(64 * 1024))
+    time.sleep(1.0)
+    wait_for(lambda: not Upload.objects.exists())
+    assert not Blob.objects.filter(digest=layer).exists()
+
+    # Two clients at once: both get the whole blob, it is stored once and attached.
+    results: list[bytes] = []
+
+    def pull() -> None:
+        results.append(authed.get(f"{proxy.url}/v2/{name}/blobs/{layer}").content)
+
+    threads = [threading.Thread(target=pull) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [digest_of(r) for r in results] == [layer, layer]
+    wait_for(lambda: Blob.objects.filter(digest=layer).exists())
+    manifest = Manifest.objects.get(repository__name=name, digest=big.digest)
+    wait_for(lambda: manifest.blobs.filter(digest=layer).exists())
+    assert not Upload.objects.exists()
+    # Now local: a range read works like any stored blob.
+    part = authed.get(f"{proxy.url}/v2/{name}/blobs/{layer}", headers={"Range": "bytes=0-9"})
+    assert part.status_code == 206 and part.content == layers[0][:10]
+
+
+def test_garbage_collection_keeps_what_the_cache_holds(
+    proxy: LiveServer, client_registry: LiveServer
+) -> None:
+    upstream_name = unique("test/kept")
+    image = push_image(client_registry, upstream_name, "v1")
+    project, endpoint = proxy_project(proxy, client_registry.url)
+    name = f"{project}/{upstream_name}"
+    get_manifest(proxy, name, "v1")
+    get_blob(proxy, name, image.blobs[0])  # one blob cached, the other still upstream
+    wait_for(lambda: Blob.objects.filter(digest=image.blobs[0]).exists())
+
+    harborpy_command(proxy, "gc", "--grace", "0")
+
+    RegistryEndpoint.objects.filter(pk=endpoint.pk).update(url="http://127.0.0.1:9")
+    get_blob(proxy, name, image.blobs[0])
+    assert get_manifest(proxy, name, image.digest).status_code == 200
+
+
+def test_proxy_projects_through_the_api(proxy: LiveServer, client_registry: LiveServer) -> None:
+    project, endpoint = proxy_project(proxy, client_registry.url)
+    shown = authed.get(f"{proxy.url}/api/v2.0/projects/{project}").json()
+    assert shown["registry_id"] == endpoint.pk
+    unknown = authed.post(
+        f"{proxy.url}/api/v2.0/projects", json={"project_name": "nope", "registry_id": 999999}
+    )
+    assert unknown.status_code == 400, unknown.text
+    assert "registry endpoint 999999 does not exist" in unknown.text
+    plain = authed.post(f"{proxy.url}/api/v2.0/projects", json={"project_name": unique("plain")})
+    assert plain.status_code == 201
