@@ -10,7 +10,7 @@ log() { printf '[test %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 
 # 1. Debian packages: install only the missing ones.
-packages=(skopeo podman docker.io docker-compose uidmap gcc libldap2-dev libsasl2-dev slapd ldap-utils postgresql redis-server curl strace chromium)
+packages=(skopeo podman docker.io docker-registry docker-compose uidmap gcc libldap2-dev libsasl2-dev slapd ldap-utils postgresql redis-server curl strace chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

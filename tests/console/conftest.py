@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.tools import missing_tool
+
 # Sync Playwright runs an event loop in this thread; the ORM would refuse to run beside it.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -34,7 +36,7 @@ SCREENSHOTS = Path(
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed")
+        missing_tool("Debian's chromium is not installed")
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ARGS}
 
 

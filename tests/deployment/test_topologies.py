@@ -19,6 +19,7 @@ from tests.fixtures import authed
 from tests.fixtures.clients import SampleImages, skopeo, skopeo_json
 from tests.fixtures.s3 import s3_client
 from tests.fixtures.server import LiveServer, start_server
+from tests.fixtures.tools import require_tool
 
 NO_TLS = "--tls-verify=false"
 
@@ -303,12 +304,10 @@ def test_server_memory_stays_flat_for_a_large_blob(suite_projects, tmp_path: Pat
 
 def test_filesystem_blobs_leave_through_sendfile(suite_projects, tmp_path: Path) -> None:
     """A blob GET hands the file to the kernel: sendfile(2), not reads copied through Python."""
-    import shutil
     import subprocess
     import time
 
-    if not shutil.which("strace"):
-        pytest.skip("strace is not installed")
+    require_tool("strace")
     server = start_server(tmp_path / "node", workers=1)
     try:
         data = os.urandom(8 << 20)

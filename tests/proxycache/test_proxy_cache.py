@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from distribution.models import Blob, Manifest, Tag, Upload
+from projects.models import Project
 from proxycache.models import AbsentBlob
 from replication.models import RegistryEndpoint
 from tests.distribution.helpers import (
@@ -279,3 +280,15 @@ def test_proxy_projects_through_the_api(proxy: LiveServer, client_registry: Live
     assert "registry endpoint 999999 does not exist" in unknown.text
     plain = authed.post(f"{proxy.url}/api/v2.0/projects", json={"project_name": unique("plain")})
     assert plain.status_code == 201
+
+    # Anyone may create projects (the default), but only an administrator a proxy cache.
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("casey", password="casey-pw-1")
+    body = {"project_name": unique("mine"), "registry_id": endpoint.pk}
+    refused = authed.post(f"{proxy.url}/api/v2.0/projects", json=body, auth=("casey", "casey-pw-1"))
+    assert refused.status_code == 403, refused.text
+    assert not Project.objects.filter(name=body["project_name"]).exists()
+    body.pop("registry_id")
+    mine = authed.post(f"{proxy.url}/api/v2.0/projects", json=body, auth=("casey", "casey-pw-1"))
+    assert mine.status_code == 201, mine.text
