@@ -49,6 +49,7 @@ PROJECT_ABILITIES: dict[str, Permission] = {
 # What the administration pages may offer (system-level rights).
 SYSTEM_ABILITIES: dict[str, tuple[str, str]] = {
     "create_project": (System.PROJECT, Act.CREATE),
+    "create_proxy_cache": (System.REPLICATION, Act.CREATE),  # reaches out to a registry
     "see_users": (System.USER, Act.LIST),
     "change_users": (System.USER, Act.UPDATE),
     "see_groups": (System.GROUP, Act.LIST),

@@ -14,6 +14,22 @@ class ProxyEndpointUnknown(Exception):
     """The registry endpoint a proxy-cache project should cache does not exist."""
 
 
+def endpoint_choices() -> list[RegistryEndpoint]:
+    """The endpoints a new proxy-cache project may cache, by name."""
+    return list(RegistryEndpoint.objects.order_by("name").only("id", "name", "url"))
+
+
+def proxy_upstream_name(project: Project) -> str | None:
+    """The name of the endpoint a proxy-cache project caches (None: not one, or it is gone)."""
+    if project.registry_id is None:
+        return None
+    return (
+        RegistryEndpoint.objects.filter(pk=project.registry_id)
+        .values_list("name", flat=True)
+        .first()
+    )
+
+
 def proxy_project_create(
     *,
     name: str,

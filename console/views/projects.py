@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -11,6 +13,12 @@ from audit.selectors import audit_list
 from distribution.selectors import project_usage, repository_list
 from projects.exceptions import ProjectError
 from projects.services import project_update
+from proxycache.projects import (
+    ProxyEndpointUnknown,
+    endpoint_choices,
+    proxy_project_create,
+    proxy_upstream_name,
+)
 from rbac.bindings import project_create_owned
 from rbac.models import ROBOT_PREFIX
 from rbac.selectors import project_list_visible, project_roles
@@ -38,15 +46,23 @@ def project_list(request: HttpRequest) -> HttpResponse:
     """The projects the user may see, searchable; POST creates one (if the user may)."""
     if request.method == "POST":
         system_access(request, "create_project")
+        registry = request.POST.get("registry_id", "").strip()
         try:
-            project = project_create_owned(
-                name=request.POST.get("name", "").strip(),
-                public=flag(request.POST, "public"),
-                quota_bytes=size_parse(request.POST.get("quota", "")),
-                owner=request.user,
-                actor=actor_of(request),
-            )
-        except (ProjectError, FieldInvalid) as error:
+            fields: dict[str, Any] = {
+                "name": request.POST.get("name", "").strip(),
+                "public": flag(request.POST, "public"),
+                "quota_bytes": size_parse(request.POST.get("quota", "")),
+                "owner": request.user,
+                "actor": actor_of(request),
+            }
+            if registry:
+                system_access(request, "create_proxy_cache")
+                if not registry.isdigit():
+                    raise FieldInvalid(f"{registry!r} is no registry endpoint")
+                project = proxy_project_create(registry_id=int(registry), **fields)
+            else:
+                project = project_create_owned(**fields)
+        except (ProjectError, FieldInvalid, ProxyEndpointUnknown) as error:
             messages.error(request, str(error))
             return redirect("console:projects")
         messages.success(request, f"Project {project.name} was created.")
@@ -54,13 +70,15 @@ def project_list(request: HttpRequest) -> HttpResponse:
     principal = principal_of(request)
     query = request.GET.get("q", "").strip()
     roles = project_roles(principal=principal)
+    can = system_access(request)
     context = {
         "rows": [
             (project, roles.get(project.pk))
             for project in project_list_visible(principal=principal, query=query)
         ],
         "query": query,
-        "can": system_access(request),
+        "can": can,
+        "endpoints": endpoint_choices() if can["create_proxy_cache"] else [],
     }
     return render(request, "console/project_list.html", context)
 
@@ -103,7 +121,12 @@ def project_settings(request: HttpRequest, name: str) -> HttpResponse:
         messages.success(request, f"{name} is now {'public' if public else 'private'}.")
         return redirect("console:project_settings", name=name)
     access = project_access(request, name)
-    context = {"access": access, "tab": "settings", "usage": project_usage(project=access.project)}
+    context = {
+        "access": access,
+        "tab": "settings",
+        "usage": project_usage(project=access.project),
+        "upstream": proxy_upstream_name(access.project),
+    }
     return render(request, "console/project_settings.html", context)
 
 
