@@ -1,9 +1,10 @@
 """Which upstream registry a repository of a proxy-cache project comes from.
 
 ``upstream_for(name)`` is asked on every manifest and blob read, so the
-answer per project is remembered in the process for a few seconds: an
-ordinary project costs a dictionary lookup, not a query.  Clients are kept
-per endpoint (and its credentials), so their bearer tokens are reused.
+answer per project (its endpoint, or none) is remembered in the process for
+``PROJECT_TTL`` seconds: a read costs a dictionary lookup, not a query, and a
+changed endpoint (URL, credentials) is used within that time.  Clients are
+kept per endpoint and credentials, so their bearer tokens are reused.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Upstream:
     repository: str  # the name upstream
 
 
-_projects: dict[str, tuple[float, int | None]] = {}
+_projects: dict[str, tuple[float, RegistryEndpoint | None]] = {}
 _clients: dict[tuple, RegistryClient] = {}
 _lock = threading.Lock()
 
@@ -51,11 +52,8 @@ def upstream_for(name: str) -> Upstream | None:
     project, _, rest = name.partition("/")
     if not rest:
         return None
-    registry_id = _registry_id(project)
-    if registry_id is None:
-        return None
-    endpoint = RegistryEndpoint.objects.filter(pk=registry_id).first()
-    if endpoint is None:  # the endpoint was removed under the project: serve what is cached
+    endpoint = _endpoint(project)
+    if endpoint is None:
         return None
     return Upstream(
         project=project,
@@ -81,17 +79,24 @@ def forget_projects() -> None:
         _projects.clear()
 
 
-def _registry_id(project: str) -> int | None:
+def _endpoint(project: str) -> RegistryEndpoint | None:
+    """The endpoint ``project`` caches: None for an ordinary project, or when the endpoint
+    was removed under it (the project then serves what it has cached)."""
     now = time.monotonic()
     known = _projects.get(project)
     if known is not None and known[0] > now:
         return known[1]
-    registry_id = Project.objects.filter(name=project).values_list("registry_id", flat=True).first()
+    registry_id = (
+        Project.objects.filter(name=project).values_list("registry_id", flat=True).first()
+    )
+    endpoint = None
+    if registry_id is not None:
+        endpoint = RegistryEndpoint.objects.filter(pk=registry_id).first()
     with _lock:
         if len(_projects) >= MAX_PROJECTS:  # names of missing projects must not pile up
             _projects.clear()
-        _projects[project] = (now + PROJECT_TTL, registry_id)
-    return registry_id
+        _projects[project] = (now + PROJECT_TTL, endpoint)
+    return endpoint
 
 
 def _client(endpoint: RegistryEndpoint) -> RegistryClient:
