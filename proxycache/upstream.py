@@ -86,9 +86,7 @@ def _endpoint(project: str) -> RegistryEndpoint | None:
     known = _projects.get(project)
     if known is not None and known[0] > now:
         return known[1]
-    registry_id = (
-        Project.objects.filter(name=project).values_list("registry_id", flat=True).first()
-    )
+    registry_id = Project.objects.filter(name=project).values_list("registry_id", flat=True).first()
     endpoint = None
     if registry_id is not None:
         endpoint = RegistryEndpoint.objects.filter(pk=registry_id).first()
