@@ -172,6 +172,8 @@ def test_the_admin_replicates_an_image_to_a_registry(
     screenshot(page, "replication-policies")
     page.goto(f"{base}/administration/registries/")
     expect(row).to_contain_text("1 policy")
+    row.locator("button:has-text('Test connection')").click()
+    expect(row.locator(".test-result")).to_contain_text("answered and accepted")
     screenshot(page, "replication-registries")
     row.locator("button:has-text('Delete')").click()
     expect(page.locator(".notice.error")).to_contain_text("the replication policies to-mirror")
