@@ -192,3 +192,35 @@ def test_the_pages_are_for_system_admins_only(db, settings, url: str) -> None:
     user = Client()
     user.force_login(get_user_model().objects.create_user("plain", password="x"))
     assert user.get(url).status_code == 403
+
+
+def test_a_running_execution_shows_its_tasks_progress_and_the_chart_the_ended_ones(
+    admin,
+) -> None:
+    endpoint = RegistryEndpoint.objects.create(name="remote", url=DEAD_URL)
+    policy = ReplicationPolicy.objects.create(name="p", endpoint=endpoint, direction="push")
+    big = Execution.objects.create(policy=policy, status="succeeded", total=1, succeeded=1)
+    big.bytes = 4000
+    big.save()
+    small = Execution.objects.create(policy=policy, status="failed", total=1, failed=1)
+    small.bytes = 1000
+    small.save()
+    # running: its own counters are still 0; two of its four tasks are done
+    running = Execution.objects.create(policy=policy, status="running", total=4)
+    for status, size in (("succeeded", 700), ("skipped", 0), ("running", 0), ("pending", 0)):
+        running.tasks.create(source="a:1", destination="a:1", status=status, bytes=size)
+
+    page = admin.get(f"/administration/replications/{policy.pk}/").content.decode()
+    assert 'http-equiv="refresh"' in page
+    row = page.split(f'<tr data-execution="{running.pk}"')[1].split("</tr>")[0]
+    counts = '<span title="succeeded">1</span> / <span title="failed">0</span> / '
+    assert counts + '<span title="skipped">1</span> / <span title="total">4</span>' in row
+    assert 'aria-valuenow="50"' in row and "700 B" in row
+    assert 'class="succeeded" style="width: 25.00%"' in row
+    assert 'class="skipped" style="width: 25.00%"' in row
+    # the chart: ended executions only, the tallest the most bytes, red for a failure
+    bars = page.split('<g class="bar"')[1:]
+    assert len(bars) == 2, "the running execution has no bar yet"
+    assert all(f'data-execution="{e.pk}"' in bar for e, bar in zip((big, small), bars, strict=True))
+    assert 'height="120"' in bars[0] and 'height="30"' in bars[1]
+    assert "#b42318" in bars[1]
