@@ -9,11 +9,10 @@ from django.shortcuts import redirect, render
 from django.urls import path
 
 from replication.exceptions import EndpointInUse
-from replication.models import Execution, RegistryEndpoint, ReplicationPolicy
+from replication.models import Execution, ReplicationPolicy
 from replication.operations import execution_request, execution_stop
 from replication.policies import endpoint_delete, policy_delete, policy_update
 from replication.selectors import (
-    endpoint_get,
     endpoint_list,
     execution_get,
     execution_list,
@@ -112,7 +111,7 @@ def execution_page(request: HttpRequest, execution_id: int) -> HttpResponse:
 def registry_delete_page(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Delete an endpoint; refused while a policy uses it."""
     system_access(request, "delete_replication")
-    endpoint = _endpoint(endpoint_id)
+    endpoint = forms.endpoint_or_404(endpoint_id)
     try:
         endpoint_delete(endpoint=endpoint, actor=actor_of(request))
     except EndpointInUse:
@@ -180,13 +179,6 @@ POLICY_LIST = "/administration/replications/"
 
 def policy_url(policy: ReplicationPolicy) -> str:
     return f"{POLICY_LIST}{policy.pk}/"
-
-
-def _endpoint(endpoint_id: int) -> RegistryEndpoint:
-    endpoint = endpoint_get(endpoint_id=endpoint_id)
-    if endpoint is None:
-        raise Http404("no such registry endpoint")
-    return endpoint
 
 
 def _policy(policy_id: int) -> ReplicationPolicy:

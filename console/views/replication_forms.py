@@ -101,7 +101,7 @@ def registry_new_page(request: HttpRequest) -> HttpResponse:
 def registry_edit_page(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Edit an endpoint; an empty password keeps the stored one (which is never shown)."""
     can = system_access(request, "change_replication")
-    endpoint = _endpoint(endpoint_id)
+    endpoint = endpoint_or_404(endpoint_id)
     form = Form(
         {
             "name": endpoint.name,
@@ -146,7 +146,7 @@ def registry_test_page(request: HttpRequest) -> HttpResponse:
     """
     system_access(request, "see_replication")
     endpoint_id = request.POST.get("endpoint", "")
-    endpoint = _endpoint(int(endpoint_id)) if endpoint_id.isdigit() else RegistryEndpoint()
+    endpoint = endpoint_or_404(int(endpoint_id)) if endpoint_id.isdigit() else RegistryEndpoint()
     status = 200
     try:
         if "url" in request.POST:
@@ -172,7 +172,7 @@ def registry_test_page(request: HttpRequest) -> HttpResponse:
     return redirect("console:replication_registries")
 
 
-def _endpoint(endpoint_id: int) -> RegistryEndpoint:
+def endpoint_or_404(endpoint_id: int) -> RegistryEndpoint:
     endpoint = endpoint_get(endpoint_id=endpoint_id)
     if endpoint is None:
         raise Http404("no such registry endpoint")
