@@ -57,6 +57,7 @@ from rbac.exceptions import (
     UserInvalid,
 )
 from replication.client import ReplicationError
+from replication.exceptions import EndpointExists, EndpointInUse, PolicyExists
 
 from .projects import MemberExists
 
@@ -99,7 +100,10 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (RuleInvalid, 400),
     (ImmutableRuleUnknown, 404),
     (ProxyEndpointUnknown, 400),
-    (ReplicationError, 400),  # a ping that failed, a disabled policy started
+    (EndpointExists, 409),
+    (PolicyExists, 409),
+    (EndpointInUse, 412),
+    (ReplicationError, 400),  # invalid values, a ping that failed, a disabled policy started
 )
 
 

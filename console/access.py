@@ -57,6 +57,11 @@ SYSTEM_ABILITIES: dict[str, tuple[str, str]] = {
     "see_audit_log": (System.AUDIT_LOG, Act.LIST),
     "see_gc": (System.GC, Act.LIST),
     "run_gc": (System.GC, Act.CREATE),
+    # replication: endpoints, policies; executions are started (create) and stopped (update)
+    "see_replication": (System.REPLICATION, Act.LIST),
+    "create_replication": (System.REPLICATION, Act.CREATE),
+    "change_replication": (System.REPLICATION, Act.UPDATE),
+    "delete_replication": (System.REPLICATION, Act.DELETE),
 }
 
 

@@ -3,7 +3,7 @@ fixed suffix after the name, and a digest (with its colon) cannot be part of a n
 
 from django.urls import path, re_path
 
-from .views import admin, artifacts, members, projects, robots
+from .views import admin, artifacts, members, projects, replication, robots
 
 app_name = "console"
 
@@ -45,4 +45,5 @@ urlpatterns = [
     path("administration/settings/", admin.settings_page, name="admin_settings"),
     path("administration/audit/", admin.audit_page, name="admin_audit"),
     path("administration/gc/", admin.gc_page, name="admin_gc"),
+    *replication.urlpatterns,
 ]

@@ -50,7 +50,7 @@ def test_registry_crud_never_returns_the_secret(registry: LiveServer) -> None:
     # the password was kept: the saved endpoint still answers
     assert call(registry, "POST", "registries/ping", json={"id": endpoint["id"]}).status_code == 200
 
-    assert call(registry, "POST", "registries", json=body).status_code == 400  # name taken
+    assert call(registry, "POST", "registries", json=body).status_code == 409  # name taken
     assert call(registry, "DELETE", path).status_code == 200
     assert call(registry, "GET", path).status_code == 404
     assert AuditEntry.objects.filter(resource=f"registry:{body['name']}").count() == 3

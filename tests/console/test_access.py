@@ -22,6 +22,7 @@ from rbac.models import SystemSetting
 from rbac.policy import ADMIN_ONLY, PROJECT_CREATION
 from rbac.robots import robot_create
 from rbac.roles import Role
+from replication.models import Execution, RegistryEndpoint, ReplicationPolicy
 
 DIGEST = "sha256:" + "a" * 64
 FORM = {
@@ -41,6 +42,10 @@ FORM = {
     "active": "0",
     "disabled": "1",
     "project_creation_restriction": "everyone",
+    "url": "http://127.0.0.1:9",
+    "direction": "push",
+    "trigger": "manual",
+    "enabled": "1",
 }
 
 
@@ -78,7 +83,18 @@ def world(db, settings):
     )
     Tag.objects.create(repository=repository, name="1", manifest=manifest)
     SystemSetting.objects.create(key=PROJECT_CREATION, value=ADMIN_ONLY)
-    return {"guest": guest, "outsider": outsider, "admin": admin, "robot": robot}
+    endpoint = RegistryEndpoint.objects.create(name="remote", url="http://127.0.0.1:9")
+    policy = ReplicationPolicy.objects.create(name="nightly", endpoint=endpoint, direction="push")
+    execution = Execution.objects.create(policy=policy)
+    return {
+        "guest": guest,
+        "outsider": outsider,
+        "admin": admin,
+        "robot": robot,
+        "endpoint": endpoint,
+        "policy": policy,
+        "execution": execution,
+    }
 
 
 def url_of(pattern: URLPattern, world) -> str:
@@ -92,7 +108,14 @@ def url_of(pattern: URLPattern, world) -> str:
         kwargs["robot_id"] = world["robot"].pk
     if "user_id" in groups:
         kwargs["user_id"] = world["outsider"].pk
+    for key in ("endpoint", "policy", "execution"):
+        if f"{key}_id" in groups:
+            kwargs[f"{key}_id"] = world[key].pk
     return reverse(f"console:{pattern.name}", kwargs=kwargs)
+
+
+def form_for(world) -> dict[str, object]:
+    return {**FORM, "endpoint": world["endpoint"].pk}
 
 
 def client_for(user) -> Client:
@@ -118,37 +141,49 @@ def test_the_battery_covers_every_kind_of_change() -> None:
         "user_admin",
         "admin_settings",
         "admin_gc",
+        "registry_new",
+        "registry_test",
+        "registry_delete",
+        "policy_new",
+        "policy_enable",
+        "policy_run",
+        "execution_stop",
     } <= names, names
 
 
 @pytest.mark.parametrize("pattern", ENDPOINTS, ids=lambda p: p.name)
 def test_a_guest_is_refused_and_changes_nothing(pattern: URLPattern, world) -> None:
     before = AuditEntry.objects.count()
-    response = client_for(world["guest"]).post(url_of(pattern, world), FORM)
+    response = client_for(world["guest"]).post(url_of(pattern, world), form_for(world))
     assert response.status_code == 403
     assert AuditEntry.objects.count() == before, "nothing was changed (or recorded)"
     assert Tag.objects.filter(name="1").exists() and Manifest.objects.exists()
     assert not GCRun.objects.exists(), "no garbage collection was started"
+    assert list(RegistryEndpoint.objects.values_list("name", "url")) == [
+        ("remote", "http://127.0.0.1:9")
+    ]
+    assert list(ReplicationPolicy.objects.values_list("name", "enabled")) == [("nightly", True)]
+    assert list(Execution.objects.values_list("status", flat=True)) == ["pending"]
 
 
 @pytest.mark.parametrize("pattern", ENDPOINTS, ids=lambda p: p.name)
 def test_anonymous_is_sent_to_log_in(pattern: URLPattern, world) -> None:
     url = url_of(pattern, world)
-    response = client_for(None).post(url, FORM)
+    response = client_for(None).post(url, form_for(world))
     assert response.status_code == 302
     assert response["Location"].startswith("/login/?next=")
 
 
 @pytest.mark.parametrize("pattern", ENDPOINTS, ids=lambda p: p.name)
 def test_an_outsider_does_not_learn_the_private_project_exists(pattern, world) -> None:
-    response = client_for(world["outsider"]).post(url_of(pattern, world), FORM)
+    response = client_for(world["outsider"]).post(url_of(pattern, world), form_for(world))
     in_project = "name" in pattern.pattern.regex.groupindex
     assert response.status_code == (404 if in_project else 403)
 
 
 @pytest.mark.parametrize("pattern", ENDPOINTS, ids=lambda p: p.name)
 def test_the_system_admin_is_not_refused(pattern: URLPattern, world) -> None:
-    response = client_for(world["admin"]).post(url_of(pattern, world), FORM)
+    response = client_for(world["admin"]).post(url_of(pattern, world), form_for(world))
     assert response.status_code in (200, 302), response.content[:500]
 
 
