@@ -5,7 +5,11 @@
 
 ``serve`` applies migrations and runs the registry under gunicorn: a
 complete single node with SQLite and blobs under the data folder unless
-DATABASE_URL / HARBORPY_STORAGE say otherwise.
+DATABASE_URL / HARBORPY_STORAGE say otherwise.  Without REDIS_URL it also
+runs the background jobs itself: one Celery worker, with the periodic
+schedules (beat) inside it, over the filesystem queue under the data folder
+(``HARBORPY_EMBEDDED_WORKER=false`` leaves that to a worker of your own).
+With REDIS_URL, workers and beat run as their own services.
 """
 
 from __future__ import annotations
@@ -71,7 +75,28 @@ def serve(argv: list[str]) -> None:
         f"harborpy serving on http://{args.listen} (data in {os.environ['HARBORPY_DATA']})",
         flush=True,
     )
-    run_server(listen=args.listen, workers=args.workers, threads=args.threads)
+    worker = embedded_worker()
+    try:
+        run_server(listen=args.listen, workers=args.workers, threads=args.threads)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def embedded_worker() -> subprocess.Popen | None:
+    """The single node's job runner: a Celery worker with beat, when there is no Redis."""
+    wanted = os.environ.get("HARBORPY_EMBEDDED_WORKER", "true").strip().lower()
+    if os.environ.get("REDIS_URL") or wanted in ("0", "false", "no", "off"):
+        return None
+    schedule = os.path.join(os.environ["HARBORPY_DATA"], "celerybeat-schedule")
+    command = [sys.executable, "-m", "celery", "-A", "harborpy", "worker", "--beat"]
+    command += ["--schedule", schedule, "--pool", "threads", "--concurrency", "2"]
+    command += ["--loglevel", "WARNING", "--without-mingle", "--without-gossip"]
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":
