@@ -28,7 +28,7 @@ class Command(BaseCommand):
         queue_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
         for key in ("data_folder_in", "data_folder_out", "processed_folder"):
             if key in queue_options:  # the filesystem broker needs its folders to exist
-                os.makedirs(queue_options[key], exist_ok=True)
+                os.makedirs(str(queue_options[key]), exist_ok=True)
         generated = admin_bootstrap(password=settings.HARBORPY_ADMIN_PASSWORD)
         if generated:
             self.stdout.write(
