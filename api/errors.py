@@ -28,6 +28,7 @@ from distribution.exceptions import (
     NameInvalid,
     NameUnknown,
     RuleInvalid,
+    ScheduleInvalid,
     TagExists,
     TagImmutable,
     TagInvalid,
@@ -96,6 +97,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (ManifestReferenced, 412),
     (TagImmutable, 412),
     (RuleInvalid, 400),
+    (ScheduleInvalid, 400),
     (ImmutableRuleUnknown, 404),
     (ReplicationError, 400),  # a ping that failed, a disabled policy started
 )
