@@ -44,6 +44,12 @@ PROJECT_ABILITIES: dict[str, Permission] = {
     "add_tag": (Res.TAG, Act.CREATE),
     "delete_tag": (Res.TAG, Act.DELETE),
     "delete_artifact": (Res.ARTIFACT, Act.DELETE),
+    "see_retention": (Res.TAG_RETENTION, Act.LIST),
+    "change_retention": (Res.TAG_RETENTION, Act.UPDATE),
+    "run_retention": (Res.TAG_RETENTION, Act.OPERATE),
+    "see_immutable": (Res.IMMUTABLE_TAG, Act.LIST),
+    "add_immutable": (Res.IMMUTABLE_TAG, Act.CREATE),
+    "remove_immutable": (Res.IMMUTABLE_TAG, Act.DELETE),
 }
 
 # What the administration pages may offer (system-level rights).
@@ -56,6 +62,7 @@ SYSTEM_ABILITIES: dict[str, tuple[str, str]] = {
     "see_audit_log": (System.AUDIT_LOG, Act.LIST),
     "see_gc": (System.GC, Act.LIST),
     "run_gc": (System.GC, Act.CREATE),
+    "schedule_gc": (System.GC, Act.UPDATE),
 }
 
 
