@@ -241,10 +241,8 @@ class GCScheduleView(ApiView):
         self.require((System.GC, Act.UPDATE))
         body = GCScheduleSetSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        schedule, parameters = (
-            body.validated_data["schedule"],
-            body.validated_data.get("parameters") or {},
-        )
+        schedule = body.validated_data["schedule"]
+        parameters = body.validated_data.get("parameters") or {}
         changed = gc_schedule_set(
             kind=schedule["type"],
             cron=schedule.get("cron", ""),
