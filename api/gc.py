@@ -1,8 +1,9 @@
 """Garbage collection in Harbor v2's shapes: /api/v2.0/system/gc[/{id}[/log]], /system/gc/schedule.
 
 System admins only.  ``POST /system/gc/schedule`` with a ``Manual`` schedule
-starts a run now; the periodic schedule is the ``HARBORPY_GC_SCHEDULE``
-setting, which the API shows but does not change.  How a run goes is in
+starts a run now; ``PUT`` sets the periodic schedule (stored in the database;
+until an admin sets one, the ``HARBORPY_GC_SCHEDULE`` setting is it), and
+``GET`` shows the one in effect and where it comes from.  How a run goes is in
 docs/gc.md.
 """
 
@@ -19,7 +20,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from distribution.gc import gc_run_get, gc_run_list, gc_start
+from distribution.gc import gc_run_get, gc_run_list, gc_schedule_get, gc_schedule_set, gc_start
+from distribution.gc.schedule import KINDS, Schedule
 from distribution.models import GCRun, GCStatus
 from rbac.policy import System
 from rbac.roles import Act
@@ -52,7 +54,9 @@ class GCParametersSerializer(serializers.Serializer):
 class GCRunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     job_name = serializers.CharField(help_text="GARBAGE_COLLECTION")
-    job_kind = serializers.CharField(help_text="MANUAL")
+    job_kind = serializers.ChoiceField(
+        choices=["MANUAL", "SCHEDULE"], help_text="SCHEDULE: started by the schedule"
+    )
     job_status = serializers.ChoiceField(choices=list(JOB_STATUS.values()))
     job_parameters = GCParametersSerializer()
     creation_time = serializers.DateTimeField()
@@ -67,9 +71,36 @@ class GCRunSerializer(serializers.Serializer):
 
 class GCScheduleTypeSerializer(serializers.Serializer):
     type = serializers.CharField(
-        help_text="Manual starts a run now; the schedule itself is Custom (a cron) or None."
+        help_text=(
+            "POST: Manual starts a run now.  PUT: the periodic schedule, one of "
+            + ", ".join(KINDS)
+            + " (Custom needs a cron; None: no periodic runs)."
+        )
     )
-    cron = serializers.CharField(required=False, allow_blank=True)
+    cron = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text='"minute hour day month weekday", or Harbor\'s six fields (seconds 0 first)',
+    )
+
+
+class GCScheduleTypeOutSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=list(KINDS))
+    cron = serializers.CharField(allow_blank=True)
+    next_scheduled_time = serializers.DateTimeField(
+        allow_null=True, help_text="When the next scheduled run starts; null: never."
+    )
+
+
+class GCScheduleParametersSerializer(serializers.Serializer):
+    delete_untagged = serializers.BooleanField(
+        default=False, help_text="Delete untagged manifests too."
+    )
+    grace = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="Seconds a recently pushed blob is spared (default HARBORPY_GC_GRACE).",
+    )
 
 
 class GCStartSerializer(serializers.Serializer):
@@ -79,14 +110,44 @@ class GCStartSerializer(serializers.Serializer):
     def validate_schedule(self, value: dict[str, Any]) -> dict[str, Any]:
         if value["type"] != MANUAL:
             raise serializers.ValidationError(
-                "only Manual: the periodic schedule is the HARBORPY_GC_SCHEDULE setting"
+                "only Manual, to start a run now; PUT sets the periodic schedule"
             )
         return value
 
 
 class GCScheduleSerializer(serializers.Serializer):
-    schedule = GCScheduleTypeSerializer()
+    schedule = GCScheduleTypeOutSerializer()
     parameters = GCParametersSerializer()
+    source = serializers.ChoiceField(
+        choices=["setting", "admin"],
+        help_text="setting: HARBORPY_GC_SCHEDULE (no admin has set one); admin: set by PUT",
+    )
+    update_time = serializers.DateTimeField(allow_null=True)
+    updated_by = serializers.CharField(allow_blank=True)
+
+
+class GCScheduleSetSerializer(serializers.Serializer):
+    schedule = GCScheduleTypeSerializer()
+    parameters = GCScheduleParametersSerializer(required=False)
+
+
+def schedule_out(schedule: Schedule) -> dict[str, Any]:
+    following = schedule.next_run()
+    return {
+        "schedule": {
+            "type": schedule.kind,
+            "cron": schedule.cron,
+            "next_scheduled_time": following.isoformat() if following else None,
+        },
+        "parameters": {
+            "dry_run": False,
+            "delete_untagged": schedule.untagged,
+            "grace": settings.HARBORPY_GC_GRACE if schedule.grace is None else schedule.grace,
+        },
+        "source": schedule.source,
+        "update_time": schedule.updated_at.isoformat() if schedule.updated_at else None,
+        "updated_by": schedule.updated_by,
+    }
 
 
 def gc_out(run: GCRun) -> dict[str, Any]:
@@ -94,7 +155,7 @@ def gc_out(run: GCRun) -> dict[str, Any]:
     return {
         "id": run.pk,
         "job_name": "GARBAGE_COLLECTION",
-        "job_kind": "MANUAL",
+        "job_kind": "SCHEDULE" if run.trigger == "schedule" else "MANUAL",
         "job_status": JOB_STATUS[GCStatus(run.status)],
         "job_parameters": {
             "dry_run": run.dry_run,
@@ -159,26 +220,37 @@ class GCLogView(GCView):
 
 
 class GCScheduleView(ApiView):
-    """GET the periodic schedule (from the settings); POST a Manual one starts a run now."""
+    """GET the periodic schedule in effect; PUT sets it; POST a Manual one starts a run now."""
 
     @extend_schema(
         operation_id="getGCSchedule",
-        summary="The garbage-collection schedule (HARBORPY_GC_SCHEDULE, read-only)",
+        summary="The garbage-collection schedule in effect, and where it comes from",
         responses={200: GCScheduleSerializer, **errors(401, 403)},
     )
     def get(self, request: Request) -> Response:
         self.require((System.GC, Act.READ))
-        cron = settings.HARBORPY_GC_SCHEDULE
-        return Response(
-            {
-                "schedule": {"type": CUSTOM if cron else NONE, "cron": cron},
-                "parameters": {
-                    "dry_run": False,
-                    "delete_untagged": settings.HARBORPY_GC_SCHEDULE_UNTAGGED,
-                    "grace": settings.HARBORPY_GC_GRACE,
-                },
-            }
+        return Response(schedule_out(gc_schedule_get()))
+
+    @extend_schema(
+        operation_id="updateGCSchedule",
+        summary="Set the periodic garbage collection (type None: none)",
+        request=GCScheduleSetSerializer,
+        responses={200: GCScheduleSerializer, **errors(400, 401, 403)},
+    )
+    def put(self, request: Request) -> Response:
+        self.require((System.GC, Act.UPDATE))
+        body = GCScheduleSetSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        schedule = body.validated_data["schedule"]
+        parameters = body.validated_data.get("parameters") or {}
+        changed = gc_schedule_set(
+            kind=schedule["type"],
+            cron=schedule.get("cron", ""),
+            untagged=parameters.get("delete_untagged", False),
+            grace=parameters.get("grace"),
+            actor=self.actor,
         )
+        return Response(schedule_out(changed))
 
     @extend_schema(
         operation_id="createGCSchedule",

@@ -23,8 +23,9 @@ from distribution.models import ImmutableRule, RetentionPolicy, RetentionRun
 from distribution.retention import (
     retention_policy_get,
     retention_policy_set,
-    retention_run,
+    retention_run_get,
     retention_runs,
+    retention_start,
 )
 from rbac.roles import Act, Res
 
@@ -133,9 +134,13 @@ class RetentionPolicySerializer(serializers.Serializer):
 
 class RetentionRunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    status = serializers.CharField()
+    status = serializers.CharField(
+        help_text=(
+            "pending (until a worker takes it), running (the counters grow), succeeded or failed"
+        )
+    )
     dry_run = serializers.BooleanField()
-    trigger = serializers.CharField()
+    trigger = serializers.CharField(help_text="manual or schedule")
     start_time = serializers.DateTimeField()
     end_time = serializers.DateTimeField(allow_null=True)
     retained = serializers.IntegerField()
@@ -198,7 +203,7 @@ class RetentionPolicyView(ApiView):
 
 
 class RetentionRunListView(ApiView):
-    """GET the project's retention runs, newest first; POST runs the policy now."""
+    """GET the project's retention runs, newest first; POST starts a run of the policy."""
 
     @extend_schema(
         operation_id="listRetentionExecutions",
@@ -213,10 +218,13 @@ class RetentionRunListView(ApiView):
 
     @extend_schema(
         operation_id="triggerRetentionExecution",
-        summary="Run the retention policy now (dry_run: report only)",
+        summary="Start a run of the retention policy on a worker (dry_run: report only)",
         request=RunIn,
         responses={
-            201: OpenApiResponse(RetentionRunSerializer, description="The finished run."),
+            201: OpenApiResponse(
+                RetentionRunSerializer,
+                description="The run, pending; Location names it, to follow its status.",
+            ),
             **errors(400, 401, 403, 404),
         },
     )
@@ -228,5 +236,26 @@ class RetentionRunListView(ApiView):
         policy = retention_policy_get(project=found)
         if policy is None:
             raise NotFound(f"project {found.name!r} has no retention policy; PUT one first")
-        run = retention_run(policy=policy, dry_run=body.validated_data["dry_run"], actor=self.actor)
-        return Response(run_out(run), status=201)
+        run = retention_start(
+            policy=policy, dry_run=body.validated_data["dry_run"], actor=self.actor
+        )
+        response = Response(run_out(run), status=201)
+        response["Location"] = f"{request.path}/{run.pk}"
+        return response
+
+
+class RetentionRunView(ApiView):
+    """GET one retention run: its status, counters and log."""
+
+    @extend_schema(
+        operation_id="getRetentionExecution",
+        summary="A retention run",
+        responses={200: RetentionRunSerializer, **errors(401, 403, 404)},
+    )
+    def get(self, request: Request, project: str, run_id: int) -> Response:
+        found = self.visible_project(project)
+        self.require((Res.TAG_RETENTION, Act.READ), found)
+        run = retention_run_get(project=found, run_id=run_id)
+        if run is None:
+            raise NotFound(f"retention run {run_id} not found in project {found.name!r}")
+        return Response(run_out(run))

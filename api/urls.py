@@ -37,6 +37,7 @@ urlpatterns = [
     path(f"{P}/immutabletagrules/<int:rule_id>", retention.ImmutableRuleView.as_view()),
     path(f"{P}/retention", retention.RetentionPolicyView.as_view()),
     path(f"{P}/retention/executions", retention.RetentionRunListView.as_view()),
+    path(f"{P}/retention/executions/<int:run_id>", retention.RetentionRunView.as_view()),
     path("robots", robots.RobotListView.as_view()),
     path("robots/<int:robot_id>", robots.RobotView.as_view()),
     path("robots/<int:robot_id>/secret", robots.RobotSecretView.as_view()),

@@ -44,6 +44,12 @@ PROJECT_ABILITIES: dict[str, Permission] = {
     "add_tag": (Res.TAG, Act.CREATE),
     "delete_tag": (Res.TAG, Act.DELETE),
     "delete_artifact": (Res.ARTIFACT, Act.DELETE),
+    "see_retention": (Res.TAG_RETENTION, Act.LIST),
+    "change_retention": (Res.TAG_RETENTION, Act.UPDATE),
+    "run_retention": (Res.TAG_RETENTION, Act.OPERATE),
+    "see_immutable": (Res.IMMUTABLE_TAG, Act.LIST),
+    "add_immutable": (Res.IMMUTABLE_TAG, Act.CREATE),
+    "remove_immutable": (Res.IMMUTABLE_TAG, Act.DELETE),
 }
 
 # What the administration pages may offer (system-level rights).
@@ -62,6 +68,7 @@ SYSTEM_ABILITIES: dict[str, tuple[str, str]] = {
     "create_replication": (System.REPLICATION, Act.CREATE),
     "change_replication": (System.REPLICATION, Act.UPDATE),
     "delete_replication": (System.REPLICATION, Act.DELETE),
+    "schedule_gc": (System.GC, Act.UPDATE),
 }
 
 

@@ -3,7 +3,7 @@ fixed suffix after the name, and a digest (with its colon) cannot be part of a n
 
 from django.urls import path, re_path
 
-from .views import admin, artifacts, members, projects, replication, robots
+from .views import admin, artifacts, members, policy, projects, replication, robots
 
 app_name = "console"
 
@@ -22,6 +22,13 @@ urlpatterns = [
     path(PROJECT + "members/add/", members.member_add, name="member_add"),
     path(PROJECT + "members/change/", members.member_change, name="member_change"),
     path(PROJECT + "members/remove/", members.member_remove, name="member_remove"),
+    path(PROJECT + "policy/", policy.policy_page, name="project_policy"),
+    path(PROJECT + "policy/retention/", policy.retention_set_page, name="retention_set"),
+    path(PROJECT + "policy/retention/run/", policy.retention_run_page, name="retention_run"),
+    path(PROJECT + "policy/immutable/add/", policy.immutable_add_page, name="immutable_add"),
+    path(
+        PROJECT + "policy/immutable/remove/", policy.immutable_remove_page, name="immutable_remove"
+    ),
     path(PROJECT + "robots/", robots.robot_list_page, name="project_robots"),
     path(PROJECT + "robots/create/", robots.robot_create_page, name="robot_create"),
     path(
@@ -46,4 +53,5 @@ urlpatterns = [
     path("administration/audit/", admin.audit_page, name="admin_audit"),
     path("administration/gc/", admin.gc_page, name="admin_gc"),
     *replication.urlpatterns,
+    path("administration/gc/schedule/", admin.gc_schedule_page, name="admin_gc_schedule"),
 ]

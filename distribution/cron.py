@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery.schedules import crontab
 
@@ -43,3 +43,27 @@ def cron_fires(schedule: crontab, moment: datetime) -> bool:
         and moment.month in schedule.month_of_year
         and moment.isoweekday() % 7 in schedule.day_of_week
     )
+
+
+def cron_next(schedule: crontab, after: datetime, *, days: int = 366 * 5) -> datetime | None:
+    """The first minute after ``after`` (aware) in which ``schedule`` fires, in its timezone.
+
+    None when it fires in none of the next ``days`` days (``0 0 31 2 *``).
+    """
+    start = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    for offset in range(days):
+        day = (start + timedelta(days=offset)).date()
+        if not (
+            day.day in schedule.day_of_month
+            and day.month in schedule.month_of_year
+            and day.isoweekday() % 7 in schedule.day_of_week
+        ):
+            continue
+        for hour in sorted(schedule.hour):
+            for minute in sorted(schedule.minute):
+                moment = start.replace(
+                    year=day.year, month=day.month, day=day.day, hour=hour, minute=minute
+                )
+                if moment >= start:
+                    return moment
+    return None

@@ -181,3 +181,7 @@ class ArtifactLabelExists(Exception):
 
 class GCBusy(Exception):
     """A garbage collection is already pending or running: one at a time."""
+
+
+class ScheduleInvalid(Exception):
+    """A schedule cannot be used: an unknown type, a cron expression that does not parse."""

@@ -235,9 +235,31 @@ class GCRun(models.Model):
     manifests_deleted = models.IntegerField(default=0)
     uploads_deleted = models.IntegerField(default=0)
     log = models.TextField(blank=True)
+    trigger = models.CharField(max_length=16, default="manual", help_text="manual or schedule")
 
     def __str__(self) -> str:
         return f"gc run {self.pk} ({self.status})"
+
+
+class GCSchedule(models.Model):
+    """The periodic garbage collection an admin set (one row, pk 1), and the minute last claimed.
+
+    ``set_at`` empty: no admin has set one, and ``HARBORPY_GC_SCHEDULE`` is
+    the schedule (the row then only holds ``scheduled_at``).  ``cron`` empty:
+    no periodic collection.  ``kind`` is Harbor's schedule type, for display.
+    """
+
+    kind = models.CharField(max_length=8, default="None")
+    cron = models.CharField(max_length=100, blank=True)
+    untagged = models.BooleanField(default=False)
+    grace = models.IntegerField(null=True, blank=True, help_text="seconds; empty: the setting")
+    set_at = models.DateTimeField(null=True, blank=True)
+    set_by = models.CharField(max_length=255, blank=True)
+    # The minute of the last scheduled run: claimed by one UPDATE, so a minute runs once.
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"gc schedule {self.cron or 'none'}"
 
 
 class ImmutableRule(models.Model):
@@ -282,19 +304,24 @@ class RetentionPolicy(models.Model):
 
 
 class RetentionStatus(models.TextChoices):
+    PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
 
 class RetentionRun(models.Model):
-    """One application of a retention policy: what it kept and deleted (or would, dry)."""
+    """One application of a retention policy: what it kept and deleted (or would, dry).
+
+    ``pending`` rows wait for a worker (``distribution.retention_run``); the
+    actor is who started it, for the audit entries of what it deletes.
+    """
 
     policy = models.ForeignKey(RetentionPolicy, on_delete=models.CASCADE, related_name="runs")
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
-        max_length=9, choices=RetentionStatus.choices, default=RetentionStatus.RUNNING
+        max_length=9, choices=RetentionStatus.choices, default=RetentionStatus.PENDING
     )
     dry_run = models.BooleanField(default=False)
     trigger = models.CharField(max_length=16, default="manual")
@@ -302,6 +329,8 @@ class RetentionRun(models.Model):
     deleted = models.IntegerField(default=0, help_text="tags deleted")
     manifests_deleted = models.IntegerField(default=0)
     log = models.TextField(blank=True)
+    actor = models.CharField(max_length=255, default="system")
+    actor_source = models.CharField(max_length=255, blank=True)
 
     def __str__(self) -> str:
         return f"retention run {self.pk} ({self.status})"

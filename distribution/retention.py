@@ -26,6 +26,7 @@ from projects.models import Project
 from .cron import cron_fires, cron_schedule
 from .exceptions import RuleInvalid
 from .immutability import immutable_tags, short_name
+from .jobs import job_dispatch
 from .models import Manifest, Repository, RetentionPolicy, RetentionRun, RetentionStatus, Tag
 from .patterns import PatternInvalid, glob_check, glob_match
 
@@ -195,6 +196,79 @@ def _orphaned(manifests: list[Manifest], decision: Decision) -> list[Manifest]:
     return [by_id[pk] for pk in sorted(doomed - held)]
 
 
+def retention_start(
+    *,
+    policy: RetentionPolicy,
+    dry_run: bool,
+    actor: Actor = SYSTEM,
+    trigger: str = "manual",
+) -> RetentionRun:
+    """Record a pending run of the policy and hand it to a worker once committed.
+
+    The API, the console and the schedule start runs so; the worker's task
+    calls ``retention_run_execute``.  Audited as who started it.
+    """
+    with transaction.atomic():
+        run = RetentionRun.objects.create(
+            policy=policy,
+            dry_run=dry_run,
+            trigger=trigger,
+            actor=actor.name,
+            actor_source=actor.source,
+        )
+        audit_record(
+            actor=actor,
+            action="retention",
+            resource=f"project:{policy.project.name}",
+            detail={"change": "run", "run": run.pk, "dry_run": dry_run, "trigger": trigger},
+        )
+        transaction.on_commit(lambda: _dispatch(run.pk))
+    return run
+
+
+def _dispatch(run_id: int) -> None:
+    def task():  # tasks imports this module
+        from .tasks import run_retention
+
+        return run_retention
+
+    job_dispatch(
+        task=task,
+        run_id=run_id,
+        execute=lambda pk: retention_run_execute(run_id=pk),
+        refuse=_refuse,
+        name=f"retention-{run_id}",
+    )
+
+
+def _refuse(run_id: int, reason: str) -> None:
+    RetentionRun.objects.filter(pk=run_id, status=RetentionStatus.PENDING).update(
+        status=RetentionStatus.FAILED, finished_at=timezone.now(), log=reason
+    )
+
+
+def retention_run_execute(
+    *, run_id: int, progress: Callable[[str], None] | None = None
+) -> RetentionRun | None:
+    """Carry out a recorded pending run (the ``distribution.retention_run`` task); idempotent.
+
+    The run is claimed from pending to running by one conditional UPDATE: a
+    run delivered twice, or already finished, is left alone.  A failure is
+    recorded on the run (not raised).
+    """
+    claimed = RetentionRun.objects.filter(pk=run_id, status=RetentionStatus.PENDING).update(
+        status=RetentionStatus.RUNNING, started_at=timezone.now()
+    )
+    run = RetentionRun.objects.select_related("policy__project").filter(pk=run_id).first()
+    if not claimed or run is None:
+        return run
+    try:
+        _execute(run, Actor(run.actor, run.actor_source), progress)
+    except Exception:
+        logger.exception("retention run %s failed", run_id)
+    return run
+
+
 def retention_run(
     *,
     policy: RetentionPolicy,
@@ -203,12 +277,33 @@ def retention_run(
     trigger: str = "manual",
     progress: Callable[[str], None] | None = None,
 ) -> RetentionRun:
-    """Apply the policy to every repository of its project, recorded as a RetentionRun.
+    """Apply the policy now, in this process (the ``harborpy retention run`` command).
 
-    Each repository is decided and deleted in its own transaction; each deleted
-    tag and manifest is audited.  A dry run decides and reports, and deletes nothing.
+    Recorded as a RetentionRun like a worker's; a failure is recorded, then raised.
     """
-    run = RetentionRun.objects.create(policy=policy, dry_run=dry_run, trigger=trigger)
+    run = RetentionRun.objects.create(
+        policy=policy,
+        dry_run=dry_run,
+        trigger=trigger,
+        status=RetentionStatus.RUNNING,
+        actor=actor.name,
+        actor_source=actor.source,
+    )
+    _execute(run, actor, progress)
+    return run
+
+
+_COUNTERS = ["retained", "deleted", "manifests_deleted"]
+
+
+def _execute(run: RetentionRun, actor: Actor, progress: Callable[[str], None] | None) -> None:
+    """Apply the run's policy to every repository of its project; the outcome on the row.
+
+    Each repository is decided and deleted in its own transaction, and the
+    counters are saved after each, so a run that fails keeps the record of
+    what it deleted before.  Each deleted tag and manifest is audited.  A dry
+    run decides and reports, and deletes nothing.
+    """
     lines: list[str] = []
 
     def say(line: str) -> None:
@@ -216,6 +311,7 @@ def retention_run(
         if progress is not None:
             progress(line)
 
+    policy, dry_run = run.policy, run.dry_run
     project = policy.project
     say(f"retention of project {project.name}{' (dry run)' if dry_run else ''}")
     try:
@@ -229,9 +325,11 @@ def retention_run(
                 _report(decision, say)
                 if not dry_run:
                     _delete(decision, run, actor)
-            run.retained += len(decision.kept)
-            run.deleted += len(decision.deleted)
-            run.manifests_deleted += len(decision.manifests)
+                run.retained += len(decision.kept)
+                run.deleted += len(decision.deleted)
+                run.manifests_deleted += len(decision.manifests)
+                run.log = "\n".join(lines)
+                run.save(update_fields=[*_COUNTERS, "log"])
         run.status = RetentionStatus.SUCCEEDED
     except Exception as error:  # recorded on the run, then re-raised for the caller's log
         say(f"failed: {type(error).__name__}: {error}")
@@ -245,8 +343,7 @@ def retention_run(
         )
         run.finished_at = timezone.now()
         run.log = "\n".join(lines)
-        run.save()
-    return run
+        run.save(update_fields=[*_COUNTERS, "log", "status", "finished_at"])
 
 
 def _report(decision: Decision, say: Callable[[str], None]) -> None:
@@ -281,11 +378,12 @@ def _delete(decision: Decision, run: RetentionRun, actor: Actor) -> None:
 
 
 def retention_scheduled(*, now: datetime | None = None) -> list[RetentionRun]:
-    """Run every policy whose schedule fires in this minute and has not run in it yet.
+    """Start a run of every policy whose schedule fires in this minute and has not in it yet.
 
     Celery beat calls this every minute (``distribution.retention_scheduled``).
     Each policy's minute is claimed with one conditional UPDATE, so two beats,
-    or a late and an early tick, cannot run it twice.
+    or a late and an early tick, cannot run it twice.  The runs are handed to
+    workers (``retention_start``), so one slow project does not hold up the others.
     """
     minute = (now or timezone.now()).replace(second=0, microsecond=0)
     local = timezone.localtime(minute)
@@ -305,9 +403,9 @@ def retention_scheduled(*, now: datetime | None = None) -> list[RetentionRun]:
         if not claimed:
             continue
         try:
-            runs.append(retention_run(policy=policy, dry_run=False, trigger="schedule"))
-        except Exception:  # recorded on its run as failed; the other policies still run
-            logger.exception("scheduled retention of project %s failed", policy.project.name)
+            runs.append(retention_start(policy=policy, dry_run=False, trigger="schedule"))
+        except Exception:  # the other policies still start
+            logger.exception("scheduled retention of project %s not started", policy.project.name)
     return runs
 
 
@@ -319,3 +417,8 @@ def retention_policy_get(*, project: Project) -> RetentionPolicy | None:
 def retention_runs(*, project: Project) -> Any:
     """The project's runs, newest first."""
     return RetentionRun.objects.filter(policy__project=project).order_by("-started_at", "-id")
+
+
+def retention_run_get(*, project: Project, run_id: int) -> RetentionRun | None:
+    """One of the project's runs."""
+    return retention_runs(project=project).filter(pk=run_id).first()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
-from .gc import gc_run_create, gc_run_execute
-from .retention import retention_scheduled
+from .gc import gc_run_execute
+from .gc.schedule import gc_scheduled
+from .retention import retention_run_execute, retention_scheduled
 
 
 @shared_task(name="distribution.gc_run", ignore_result=True)
@@ -17,12 +17,17 @@ def run_gc(run_id: int) -> None:
 
 @shared_task(name="distribution.gc_scheduled", ignore_result=True)
 def run_scheduled_gc() -> None:
-    """Record and carry out a garbage collection for HARBORPY_GC_SCHEDULE (Celery beat)."""
-    run = gc_run_create(untagged=settings.HARBORPY_GC_SCHEDULE_UNTAGGED)
-    gc_run_execute(run_id=run.pk)
+    """Start a garbage collection if its schedule is due this minute (Celery beat, each minute)."""
+    gc_scheduled()
+
+
+@shared_task(name="distribution.retention_run", ignore_result=True)
+def run_retention(run_id: int) -> None:
+    """Carry out the recorded retention run ``run_id`` (idempotent: see retention_run_execute)."""
+    retention_run_execute(run_id=run_id)
 
 
 @shared_task(name="distribution.retention_scheduled", ignore_result=True)
 def run_scheduled_retention() -> None:
-    """Run the retention policies whose schedule is due this minute (Celery beat, each minute)."""
+    """Start the retention policies whose schedule is due this minute (Celery beat, each minute)."""
     retention_scheduled()

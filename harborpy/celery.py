@@ -1,8 +1,10 @@
 """The Celery application: Redis broker in production, a filesystem queue when embedded.
 
-Celery beat runs the schedules the settings name (``HARBORPY_GC_SCHEDULE``),
-read when the app is configured, not at import, and once a minute looks for
-retention policies whose own schedule is due (``HARBORPY_RETENTION_SCHEDULER``).
+Celery beat sends, once a minute, a checker of the garbage-collection schedule
+(the admin's, else ``HARBORPY_GC_SCHEDULE``: read from the database each time,
+so a change needs no restart) and, with ``HARBORPY_RETENTION_SCHEDULER``, one
+of the retention policies whose own schedule is due.  The settings are read
+when the app is configured, not at import.
 """
 
 import os
@@ -23,11 +25,10 @@ app.autodiscover_tasks()
 def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
     """The periodic tasks the settings ask for."""
     schedule: dict[str, dict[str, Any]] = {}
-    if settings.HARBORPY_GC_SCHEDULE:
-        schedule["garbage-collection"] = {
-            "task": "distribution.gc_scheduled",
-            "schedule": cron_schedule(settings.HARBORPY_GC_SCHEDULE),
-        }
+    schedule["garbage-collection"] = {
+        "task": "distribution.gc_scheduled",
+        "schedule": crontab(),  # every minute: the schedule in effect is checked in the task
+    }
     if settings.HARBORPY_RETENTION_SCHEDULER:
         schedule["tag-retention"] = {
             "task": "distribution.retention_scheduled",

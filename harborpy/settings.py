@@ -182,8 +182,9 @@ HARBORPY_UPLOAD_EXPIRY = _env_int("HARBORPY_UPLOAD_EXPIRY", 24 * 3600)
 # Seconds a blob stays safe from GC after a push last used it (Harbor's two hours).
 HARBORPY_GC_GRACE = _env_int("HARBORPY_GC_GRACE", 2 * 3600)
 # Cron expression (minute hour day-of-month month day-of-week) for scheduled GC; empty: off.
+# The default only: once an admin sets a schedule (API, console), the stored one is used.
 HARBORPY_GC_SCHEDULE = os.environ.get("HARBORPY_GC_SCHEDULE", "").strip()
-# Scheduled runs also delete untagged manifests.
+# Runs of HARBORPY_GC_SCHEDULE also delete untagged manifests.
 HARBORPY_GC_SCHEDULE_UNTAGGED = _env_bool("HARBORPY_GC_SCHEDULE_UNTAGGED", False)
 # Celery beat checks every minute for retention policies whose schedule is due (docs/retention.md).
 HARBORPY_RETENTION_SCHEDULER = _env_bool("HARBORPY_RETENTION_SCHEDULER", True)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from audit.selectors import audit_actions, audit_list, audit_verify
-from distribution.exceptions import GCBusy
-from distribution.gc import gc_run_list, gc_start
+from distribution.exceptions import GCBusy, ScheduleInvalid
+from distribution.gc import gc_run_list, gc_schedule_get, gc_schedule_set, gc_start
+from distribution.gc.schedule import KINDS
 from distribution.models import GCRun, GCStatus
 from projects.sizes import size_format
 from rbac.bindings import setting_set
@@ -154,9 +154,30 @@ def gc_page(request: HttpRequest) -> HttpResponse:
         "keep": "",
         "active": any(run.status in (GCStatus.PENDING, GCStatus.RUNNING) for run in page),
         "chart": gc_chart(list(gc_run_list()[:CHART_RUNS])),
-        "schedule": settings.HARBORPY_GC_SCHEDULE,
+        "schedule": gc_schedule_get(),
+        "kinds": list(KINDS),
     }
     return render(request, "console/admin_gc.html", context)
+
+
+@console_page("POST")
+def gc_schedule_page(request: HttpRequest) -> HttpResponse:
+    """Set the periodic garbage collection (type, cron, untagged manifests too)."""
+    system_access(request, "schedule_gc")
+    try:
+        schedule = gc_schedule_set(
+            kind=request.POST.get("type", ""),
+            cron=request.POST.get("cron", ""),
+            untagged=flag(request.POST, "delete_untagged"),
+            actor=actor_of(request),
+        )
+    except ScheduleInvalid as error:
+        messages.error(request, str(error))
+    else:
+        following = schedule.next_run()
+        when = f"; next run {following:%Y-%m-%d %H:%M %Z}" if following else ""
+        messages.success(request, f"The garbage-collection schedule is now {schedule.kind}{when}.")
+    return redirect("console:admin_gc")
 
 
 GC_PAGE_SIZE = 20

@@ -10,12 +10,11 @@ it runs is in docs/gc.md.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import QuerySet, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -25,6 +24,7 @@ from projects.sizes import size_format
 
 from ..blobstore import blob_store
 from ..exceptions import GCBusy
+from ..jobs import job_dispatch
 from ..models import GCRun, GCStatus
 from .blobs import (
     Freed,
@@ -37,6 +37,7 @@ from .blobs import (
 )
 from .lock import GCLocked, gc_lock, gc_lock_held, gc_start_lock
 from .manifests import manifests_delete, manifests_untagged
+from .schedule import gc_schedule_get, gc_schedule_set, gc_scheduled
 from .uploads import orphans_delete, uploads_abandoned, uploads_delete, uploads_orphaned
 
 __all__ = [
@@ -50,6 +51,9 @@ __all__ = [
     "gc_run_execute",
     "gc_run_get",
     "gc_run_list",
+    "gc_schedule_get",
+    "gc_schedule_set",
+    "gc_scheduled",
     "gc_start",
 ]
 
@@ -63,17 +67,27 @@ FINISHED = (GCStatus.SUCCEEDED, GCStatus.FAILED)
 
 
 def gc_run_create(
-    *, dry_run: bool = False, untagged: bool = False, grace: int | None = None
+    *,
+    dry_run: bool = False,
+    untagged: bool = False,
+    grace: int | None = None,
+    trigger: str = "manual",
 ) -> GCRun:
     """Record a pending run (grace defaults to HARBORPY_GC_GRACE)."""
     if grace is None:
         grace = settings.HARBORPY_GC_GRACE
     if grace < 0:
         raise ValueError("the grace window cannot be negative")
-    return GCRun.objects.create(dry_run=dry_run, untagged=untagged, grace=grace)
+    return GCRun.objects.create(dry_run=dry_run, untagged=untagged, grace=grace, trigger=trigger)
 
 
-def gc_enqueue(*, dry_run: bool = False, untagged: bool = False, grace: int | None = None) -> GCRun:
+def gc_enqueue(
+    *,
+    dry_run: bool = False,
+    untagged: bool = False,
+    grace: int | None = None,
+    trigger: str = "manual",
+) -> GCRun:
     """Record a pending run and hand it to a worker once the row is committed.
 
     With Redis (``REDIS_URL``) the worker is a Celery worker.  Without it (the
@@ -81,7 +95,7 @@ def gc_enqueue(*, dry_run: bool = False, untagged: bool = False, grace: int | No
     by a thread of this process.
     """
     with transaction.atomic():
-        run = gc_run_create(dry_run=dry_run, untagged=untagged, grace=grace)
+        run = gc_run_create(dry_run=dry_run, untagged=untagged, grace=grace, trigger=trigger)
         transaction.on_commit(lambda: _dispatch(run.pk))
     return run
 
@@ -92,8 +106,9 @@ def gc_start(
     untagged: bool = False,
     grace: int | None = None,
     actor: Actor = SYSTEM,
+    trigger: str = "manual",
 ) -> GCRun:
-    """Start a run now (the API and the console): record it and hand it to a worker.
+    """Start a run now (the API, the console, the schedule): record it, hand it to a worker.
 
     Raises GCBusy when a run is pending or running.  A run left ``running`` by
     a collector that died (nobody holds the collectors' lock) is marked failed
@@ -112,7 +127,7 @@ def gc_start(
                     finished_at=timezone.now(),
                     log=Concat("log", Value("interrupted\n")),
                 )
-            run = gc_enqueue(dry_run=dry_run, untagged=untagged, grace=grace)
+            run = gc_enqueue(dry_run=dry_run, untagged=untagged, grace=grace, trigger=trigger)
             audit_record(
                 actor=actor,
                 action="gc",
@@ -122,6 +137,7 @@ def gc_start(
                     "dry_run": dry_run,
                     "untagged": untagged,
                     "grace": run.grace,
+                    "trigger": trigger,
                 },
             )
             return run
@@ -139,34 +155,26 @@ def gc_run_get(*, run_id: int) -> GCRun | None:
 
 
 def _dispatch(run_id: int) -> None:
-    if settings.REDIS_URL:
+    def task():  # tasks imports this module
         from ..tasks import run_gc
 
-        try:
-            run_gc.delay(run_id)
-        except Exception as error:
-            # A pending run nobody will carry out would refuse every later start.
-            now = timezone.now()
-            GCRun.objects.filter(pk=run_id, status=GCStatus.PENDING).update(
-                status=GCStatus.FAILED,
-                started_at=now,
-                finished_at=now,
-                log=f"could not hand the run to a worker: {type(error).__name__}: {error}\n",
-            )
-            raise
-        return
-    thread = threading.Thread(target=_run_here, args=(run_id,), name=f"gc-{run_id}", daemon=True)
-    thread.start()
+        return run_gc
+
+    job_dispatch(
+        task=task,
+        run_id=run_id,
+        execute=lambda pk: gc_run_execute(run_id=pk),
+        refuse=_refuse,
+        name=f"gc-{run_id}",
+    )
 
 
-def _run_here(run_id: int) -> None:
-    """The in-process worker of the embedded server: one run, then its own connection closed."""
-    try:
-        gc_run_execute(run_id=run_id)
-    except Exception:
-        logger.exception("garbage collection %s could not run", run_id)
-    finally:
-        connections.close_all()
+def _refuse(run_id: int, reason: str) -> None:
+    """A pending run nobody will carry out would refuse every later start: fail it."""
+    now = timezone.now()
+    GCRun.objects.filter(pk=run_id, status=GCStatus.PENDING).update(
+        status=GCStatus.FAILED, started_at=now, finished_at=now, log=reason + "\n"
+    )
 
 
 def gc_run(

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from celery.contrib.testing.worker import start_worker
 from django.db import connection
 
 from distribution.gc import gc_lock
-from distribution.models import Blob, GCRun, GCStatus
+from distribution.models import Blob, GCRun, GCSchedule, GCStatus
 from harborpy.celery import app
 from tests.api.team import call, errors, team_fixture, team_password_hash_fixture  # noqa: F401
 from tests.distribution.helpers import blob_file, push_blob, push_image
@@ -164,13 +165,63 @@ def test_one_run_at_a_time(registry, gc_worker) -> None:
     assert GCRun.objects.count() == 2
 
 
-def test_the_schedule_is_the_setting_read_only(registry) -> None:
+def test_the_schedule_is_set_through_the_api(registry) -> None:
     schedule = call(registry, "GET", "system/gc/schedule")
     assert schedule.status_code == 200
-    assert schedule.json()["schedule"] == {"type": "None", "cron": ""}
+    assert schedule.json()["schedule"] == {"type": "None", "cron": "", "next_scheduled_time": None}
+    assert (schedule.json()["source"], schedule.json()["update_time"]) == ("setting", None)
+
+    daily = {"schedule": {"type": "Daily"}, "parameters": {"delete_untagged": True}}
+    put = call(registry, "PUT", "system/gc/schedule", json=daily)
+    assert put.status_code == 200, put.text
+    got = call(registry, "GET", "system/gc/schedule").json()
+    assert got == put.json()
+    assert got["schedule"]["type"] == "Daily" and got["schedule"]["cron"] == "0 0 0 * * *"
+    following = datetime.fromisoformat(got["schedule"]["next_scheduled_time"])
+    assert (following.hour, following.minute) == (0, 0)
+    assert timedelta(0) < following - datetime.now(UTC) <= timedelta(days=1)
+    assert got["parameters"] == {"dry_run": False, "delete_untagged": True, "grace": 7200}
+    assert (got["source"], got["updated_by"]) == ("admin", "admin") and got["update_time"]
+
+    custom = {"schedule": {"type": "Custom", "cron": "30 3 * * 6"}, "parameters": {"grace": 60}}
+    put = call(registry, "PUT", "system/gc/schedule", json=custom)
+    assert put.status_code == 200, put.text
+    got = call(registry, "GET", "system/gc/schedule").json()
+    assert got["schedule"]["cron"] == "30 3 * * 6"
+    assert datetime.fromisoformat(got["schedule"]["next_scheduled_time"]).isoweekday() == 6
+    assert got["parameters"] == {"dry_run": False, "delete_untagged": False, "grace": 60}
+
+    from audit.models import AuditEntry
+
+    audited = AuditEntry.objects.filter(resource="system:gc-schedule").order_by("id")
+    assert [(e.actor, e.action, e.detail["type"], e.detail["cron"]) for e in audited] == [
+        ("admin", "gc", "Daily", "0 0 0 * * *"),
+        ("admin", "gc", "Custom", "30 3 * * 6"),
+    ]
+
+    for body, message in [
+        ({"schedule": {"type": "Custom"}}, "needs a cron expression"),
+        ({"schedule": {"type": "Custom", "cron": "61 * * * *"}}, "schedule.cron"),
+        ({"schedule": {"type": "Custom", "cron": "every night"}}, "five fields"),
+        ({"schedule": {"type": "Sometimes"}}, "one of None, Hourly"),
+        ({"schedule": {"type": "Manual"}}, "POST a Manual schedule"),
+        ({"schedule": {"type": "Daily"}, "parameters": {"grace": -1}}, "parameters.grace"),
+        ({"parameters": {}}, "required"),
+    ]:
+        refused = call(registry, "PUT", "system/gc/schedule", json=body)
+        assert refused.status_code == 400, (body, refused.text)
+        assert message in refused.text, (body, refused.text)
+    assert call(registry, "GET", "system/gc/schedule").json()["schedule"]["cron"] == "30 3 * * 6"
+    assert AuditEntry.objects.filter(resource="system:gc-schedule").count() == 2
+
+    none = call(registry, "PUT", "system/gc/schedule", json={"schedule": {"type": "None"}})
+    assert none.status_code == 200, none.text
+    assert none.json()["schedule"] == {"type": "None", "cron": "", "next_scheduled_time": None}
+
+    # POST still starts a run now, and only that
     other = {"schedule": {"type": "Daily", "cron": "0 0 0 * * *"}}
     refused = call(registry, "POST", "system/gc/schedule", json=other)
-    assert refused.status_code == 400 and "HARBORPY_GC_SCHEDULE" in refused.text
+    assert refused.status_code == 400 and "PUT sets the periodic schedule" in refused.text
     assert not GCRun.objects.exists()
 
 
@@ -184,8 +235,10 @@ def test_only_the_system_admin(registry, team, who) -> None:
         ("GET", f"system/gc/{run.pk}/log"),
         ("GET", "system/gc/schedule"),
         ("POST", "system/gc/schedule"),
+        ("PUT", "system/gc/schedule"),
     ]:
         response = call(registry, method, path, who=who, json=START)
         assert response.status_code == expected, (method, path, response.text)
     assert GCRun.objects.count() == 1
+    assert not GCSchedule.objects.exists()
     assert call(registry, "GET", f"system/gc/{run.pk + 1}").status_code == 404

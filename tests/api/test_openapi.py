@@ -14,6 +14,7 @@ import yaml
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.openapi import openapi_document
+from tests.api.test_gc_api import gc_worker_fixture  # noqa: F401
 from tests.api.test_projects_api import api, as_, password_hash, team  # noqa: F401
 from tests.distribution.helpers import push_artifact, push_image, push_index
 from tests.fixtures.server import ADMIN
@@ -402,3 +403,37 @@ def test_real_replication_responses_fit_the_document(registry, document) -> None
     call("get", "/replication/executions/{execution_id}", status=200)
     call("delete", "/replication/policies/{policy_id}", status=200)
     call("delete", "/registries/{registry_id}", status=200)
+
+
+@pytest.mark.usefixtures("team")
+def test_real_gc_and_retention_responses_fit_the_document(registry, document, gc_worker) -> None:
+    push_image(registry, "team/app", "v1")
+    ids: dict[str, Any] = {"project": "team"}
+    call = caller(registry, document, ids)
+
+    call("get", "/system/gc/schedule", status=200)
+    daily = {"schedule": {"type": "Daily"}, "parameters": {"delete_untagged": True}}
+    call("put", "/system/gc/schedule", json=daily, status=200)
+    call("get", "/system/gc/schedule", status=200)
+    call("put", "/system/gc/schedule", json={"schedule": {"type": "Custom"}}, status=400)
+    call("put", "/system/gc/schedule", "pat", json=daily, status=403)
+    call("put", "/system/gc/schedule", "anonymous", json=daily, status=401)
+    call("put", "/system/gc/schedule", json={"schedule": {"type": "None"}}, status=200)
+    manual = {"schedule": {"type": "Manual"}, "parameters": {"dry_run": True}}
+    ids["gc_id"] = call("post", "/system/gc/schedule", json=manual, status=201).json()["id"]
+    call("get", "/system/gc/{gc_id}", status=200)
+    call("get", "/system/gc", status=200)
+
+    rules = {"rules": [{"latestPushedK": 1}], "schedule": "0 3 * * *"}
+    call("put", "/projects/{project}/retention", "pat", json=rules, status=200)
+    call("get", "/projects/{project}/retention", "dev", status=200)
+    run = call("post", "/projects/{project}/retention/executions", "dev", json={}, status=201)
+    ids["run_id"] = run.json()["id"]
+    call("get", "/projects/{project}/retention/executions/{run_id}", "dev", status=200)
+    call("get", "/projects/{project}/retention/executions/{run_id}", "gus", status=403)
+    call("get", "/projects/{project}/retention/executions", "dev", status=200)
+    rule = {"tag_pattern": "v*"}
+    created = call("post", "/projects/{project}/immutabletagrules", "pat", json=rule, status=201)
+    ids["rule_id"] = created.json()["id"]
+    call("get", "/projects/{project}/immutabletagrules", "pat", status=200)
+    call("delete", "/projects/{project}/immutabletagrules/{rule_id}", "pat", status=200)

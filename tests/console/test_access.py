@@ -15,7 +15,16 @@ from django.urls import URLPattern, reverse
 from audit.models import AuditEntry
 from audit.services import SYSTEM
 from console.urls import urlpatterns
-from distribution.models import GCRun, Manifest, Repository, Tag
+from distribution.models import (
+    GCRun,
+    GCSchedule,
+    ImmutableRule,
+    Manifest,
+    Repository,
+    RetentionPolicy,
+    RetentionRun,
+    Tag,
+)
 from projects.models import Project
 from rbac.bindings import Subject, binding_set
 from rbac.models import SystemSetting
@@ -148,6 +157,11 @@ def test_the_battery_covers_every_kind_of_change() -> None:
         "policy_enable",
         "policy_run",
         "execution_stop",
+        "admin_gc_schedule",
+        "retention_set",
+        "retention_run",
+        "immutable_add",
+        "immutable_remove",
     } <= names, names
 
 
@@ -164,6 +178,8 @@ def test_a_guest_is_refused_and_changes_nothing(pattern: URLPattern, world) -> N
     ]
     assert list(ReplicationPolicy.objects.values_list("name", "enabled")) == [("nightly", True)]
     assert list(Execution.objects.values_list("status", flat=True)) == ["pending"]
+    assert not GCSchedule.objects.exists() and not RetentionRun.objects.exists()
+    assert not ImmutableRule.objects.exists() and not RetentionPolicy.objects.exists()
 
 
 @pytest.mark.parametrize("pattern", ENDPOINTS, ids=lambda p: p.name)

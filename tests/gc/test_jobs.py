@@ -5,13 +5,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.schedules import crontab
+from django.db import connection
 
-from distribution.gc import gc_enqueue
+from audit.models import AuditEntry
+from audit.services import SYSTEM
+from distribution.cron import cron_next
+from distribution.exceptions import ScheduleInvalid
+from distribution.gc import gc_enqueue, gc_schedule_get, gc_schedule_set, gc_scheduled
 from distribution.models import GCRun, GCStatus
 from harborpy.celery import app, beat_schedule, cron_schedule
 from harborpy.checks import gc_settings
@@ -117,17 +125,18 @@ def test_the_task_runs_a_recorded_collection_once(celery_worker, project, fs_sto
     assert intact(kept)
 
 
-def test_the_schedule_is_a_cron_expression_for_celery_beat(settings) -> None:
+def test_beat_checks_the_schedule_every_minute(settings) -> None:
     settings.HARBORPY_GC_SCHEDULE = ""
-    assert "garbage-collection" not in beat_schedule(settings)
+    entry = beat_schedule(settings)["garbage-collection"]
+    assert entry["task"] == "distribution.gc_scheduled"
+    assert entry["schedule"] == crontab()  # the schedule in effect is read in the task
     assert gc_settings(None) == []
 
     settings.HARBORPY_GC_SCHEDULE = "30 3 * * 6"
-    entry = beat_schedule(settings)["garbage-collection"]
-    assert entry["task"] == "distribution.gc_scheduled"
-    assert entry["schedule"] == cron_schedule("30 3 * * 6")
-    assert entry["schedule"].minute == {30} and entry["schedule"].day_of_week == {6}
-    assert cron_schedule("0 30 3 * * 6") == entry["schedule"]  # Harbor's form with seconds
+    assert beat_schedule(settings)["garbage-collection"]["schedule"] == crontab()
+    schedule = cron_schedule("30 3 * * 6")
+    assert schedule.minute == {30} and schedule.day_of_week == {6}
+    assert cron_schedule("0 30 3 * * 6") == schedule  # Harbor's form with seconds
     assert cron_schedule("@daily") == cron_schedule("0 0 * * *")
 
     settings.HARBORPY_GC_SCHEDULE = "every night"
@@ -136,12 +145,12 @@ def test_the_schedule_is_a_cron_expression_for_celery_beat(settings) -> None:
     assert [e.id for e in gc_settings(None)] == ["harborpy.E006"]
 
 
-def test_celery_beat_sees_the_schedule_from_the_environment(tmp_path) -> None:
+def test_celery_beat_has_the_checker_whatever_the_environment(tmp_path) -> None:
     probe = (
         "import django; django.setup()\n"
         "from harborpy.celery import app\n"
         "entry = app.conf.beat_schedule['garbage-collection']\n"
-        "print(entry['task'], sorted(entry['schedule'].hour))\n"
+        "print(entry['task'], len(entry['schedule'].minute))\n"
     )
     env = dict(os.environ, HARBORPY_GC_SCHEDULE="0 4 * * *", HARBORPY_DATA=str(tmp_path))
     env["DJANGO_SETTINGS_MODULE"] = "harborpy.settings"
@@ -149,19 +158,115 @@ def test_celery_beat_sees_the_schedule_from_the_environment(tmp_path) -> None:
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=ROOT
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "distribution.gc_scheduled [4]"
+    assert out.stdout.strip() == "distribution.gc_scheduled 60"
+
+
+def test_the_next_run_of_a_schedule() -> None:
+    at = datetime(2026, 12, 5, 7, 45, 30, tzinfo=UTC)  # a Saturday
+    assert cron_next(cron_schedule("0 0 * * * *"), at) == at.replace(hour=8, minute=0, second=0)
+    assert cron_next(cron_schedule("0 0 0 * * 0"), at) == datetime(2026, 12, 6, tzinfo=UTC)
+    assert cron_next(cron_schedule("45 7 * * *"), at) == datetime(2026, 12, 6, 7, 45, tzinfo=UTC)
+    assert cron_next(cron_schedule("*/20 * * * *"), at) == at.replace(minute=0, hour=8, second=0)
+    assert cron_next(cron_schedule("0 0 29 2 *"), at) == datetime(2028, 2, 29, tzinfo=UTC)
+    with pytest.raises(ValueError):  # Celery refuses a day that never comes
+        cron_schedule("0 0 31 2 *")
 
 
 @pytest.mark.django_db
-def test_a_scheduled_run_is_recorded_and_carried_out(project, fs_store, settings) -> None:
-    from distribution.tasks import run_scheduled_gc
+def test_the_setting_is_the_schedule_until_an_admin_sets_one(settings) -> None:
+    settings.HARBORPY_GC_SCHEDULE = "30 3 * * *"
+    settings.HARBORPY_GC_SCHEDULE_UNTAGGED = True
+    found = gc_schedule_get()
+    assert (found.kind, found.cron, found.untagged, found.source) == (
+        "Custom",
+        "30 3 * * *",
+        True,
+        "setting",
+    )
+    gc_schedule_set(kind="None", actor=SYSTEM)
+    assert (gc_schedule_get().cron, gc_schedule_get().source) == ("", "admin")
+    gc_schedule_set(kind="Weekly", untagged=False, grace=60, actor=SYSTEM)
+    found = gc_schedule_get()
+    assert (found.kind, found.cron, found.untagged, found.grace) == (
+        "Weekly",
+        "0 0 0 * * 0",
+        False,
+        60,
+    )
+    for kind, cron in [("Custom", ""), ("Custom", "61 * * * *"), ("Manual", ""), ("daily", "")]:
+        with pytest.raises(ScheduleInvalid):
+            gc_schedule_set(kind=kind, cron=cron, actor=SYSTEM)
+    assert gc_schedule_get() == found
 
+
+AT = datetime(2026, 11, 30, 3, 30, 5, tzinfo=UTC)
+
+
+def test_the_checker_starts_one_run_in_a_due_minute(
+    celery_worker, project, fs_store, settings
+) -> None:
+    settings.HARBORPY_GC_SCHEDULE = "30 3 * * *"
     settings.HARBORPY_GC_SCHEDULE_UNTAGGED = True
     garbage = push_blob("gct/beat", os.urandom(10))
     age_everything()
 
-    run_scheduled_gc()
+    assert gc_scheduled(now=AT.replace(minute=29)) is None  # not due
+    run = gc_scheduled(now=AT)
+    assert run is not None and (run.status, run.trigger, run.untagged) == (
+        GCStatus.PENDING,
+        "schedule",
+        True,
+    )
+    finished = wait_finished(run.pk)  # carried out by the worker
+    assert finished.status == GCStatus.SUCCEEDED and gone(garbage)
+    # called again in the same minute (a second beat, a late tick): the minute is claimed
+    assert gc_scheduled(now=AT.replace(second=50)) is None
+    assert GCRun.objects.count() == 1
 
-    run = GCRun.objects.get()
-    assert (run.status, run.untagged, run.grace) == (GCStatus.SUCCEEDED, True, 7200)
-    assert gone(garbage)
+    # an admin's schedule replaces the setting's at once; None: no runs at all
+    gc_schedule_set(kind="None", actor=SYSTEM)
+    assert gc_scheduled(now=AT + timedelta(days=1)) is None
+    gc_schedule_set(kind="Custom", cron="31 3 * * *", grace=10**6, actor=SYSTEM)
+    assert gc_scheduled(now=AT + timedelta(days=1)) is None
+    later = gc_scheduled(now=AT + timedelta(days=1, minutes=1))
+    assert later is not None and (later.grace, later.untagged) == (10**6, False)
+    assert wait_finished(later.pk).status == GCStatus.SUCCEEDED
+    assert GCRun.objects.count() == 2
+    assert AuditEntry.objects.filter(action="gc", detail__trigger="schedule").count() == 2
+
+
+def test_two_checkers_in_the_same_minute_start_one_run(celery_worker, project, fs_store) -> None:
+    gc_schedule_set(kind="Custom", cron="* * * * *", actor=SYSTEM)
+    barrier = threading.Barrier(2)
+    started: list[object] = []
+
+    def check() -> None:
+        try:
+            barrier.wait(10)
+            started.append(gc_scheduled(now=AT))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=check) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len([r for r in started if r is not None]) == 1, started
+    assert GCRun.objects.count() == 1
+    wait_finished(GCRun.objects.get().pk)
+
+
+def test_the_beat_task_starts_a_run_the_worker_carries_out(
+    celery_worker, project, fs_store
+) -> None:
+    from distribution.tasks import run_scheduled_gc
+
+    gc_schedule_set(kind="Custom", cron="* * * * *", actor=SYSTEM)
+    run_scheduled_gc.delay()  # what Celery beat sends each minute
+    deadline = time.monotonic() + 30
+    while not GCRun.objects.exists():
+        assert time.monotonic() < deadline, "the checker started no run"
+        time.sleep(0.1)
+    run = wait_finished(GCRun.objects.get().pk)
+    assert (run.status, run.trigger) == (GCStatus.SUCCEEDED, "schedule")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,11 +17,13 @@ from distribution.models import Manifest, RetentionRun, Tag
 from distribution.retention import retention_policy_set, retention_run
 from projects.models import Project
 from tests.api.team import call, team_fixture, team_password_hash_fixture
+from tests.api.test_gc_api import gc_worker_fixture
 from tests.distribution.helpers import push_image as push_over_http
 from tests.fixtures.server import harborpy_command
 from tests.gc.helpers import push_image, push_index, push_referrer
 
-__all__ = ["team_fixture", "team_password_hash_fixture"]  # fixtures this module uses
+# fixtures this module uses
+__all__ = ["gc_worker_fixture", "team_fixture", "team_password_hash_fixture"]
 
 
 @pytest.fixture
@@ -162,7 +165,19 @@ def test_rules_are_checked(project) -> None:
 # --- over HTTP and the command line ---------------------------------------------------------
 
 
-def test_the_api_sets_the_policy_and_runs_it(registry, team) -> None:
+def finished_run(registry, location: str, timeout: float = 30) -> dict:
+    """Poll the run at ``location`` (as the developer) until a worker has finished it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = call(registry, "GET", location.removeprefix("/api/v2.0/"), "dev")
+        assert response.status_code == 200, response.text
+        if response.json()["status"] not in ("pending", "running"):
+            return response.json()
+        time.sleep(0.1)
+    raise AssertionError(f"{location} did not finish")
+
+
+def test_the_api_sets_the_policy_and_runs_it(registry, team, gc_worker) -> None:
     for tag in ("a", "b", "c"):
         push_over_http(registry, "team/app", tag)
     url = "projects/team/retention"
@@ -181,16 +196,26 @@ def test_the_api_sets_the_policy_and_runs_it(registry, team) -> None:
     assert call(registry, "POST", f"{url}/executions", "gus", json={}).status_code == 403
     dry = call(registry, "POST", f"{url}/executions", "pat", json={"dry_run": True})
     assert dry.status_code == 201, dry.text
-    assert (dry.json()["dry_run"], dry.json()["deleted"], dry.json()["retained"]) == (True, 2, 1)
+    assert dry.headers["Location"] == f"/api/v2.0/{url}/executions/{dry.json()['id']}"
+    done = finished_run(registry, dry.headers["Location"])
+    assert (done["status"], done["dry_run"], done["deleted"], done["retained"]) == (
+        "succeeded",
+        True,
+        2,
+        1,
+    )
     assert len(Tag.objects.filter(repository__name="team/app")) == 3
     real = call(registry, "POST", f"{url}/executions", "pat", json={})
-    assert real.status_code == 201 and real.json()["status"] == "succeeded"
+    assert real.status_code == 201 and real.json()["status"] in ("pending", "running")
+    assert finished_run(registry, real.headers["Location"])["status"] == "succeeded"
     assert tags("team/app") == ["c"]
     runs = call(registry, "GET", f"{url}/executions", "dev")
     assert runs.status_code == 200 and runs.headers["X-Total-Count"] == "2"
     assert [r["dry_run"] for r in runs.json()] == [False, True]  # newest first
     assert call(registry, "GET", f"{url}/executions", "anonymous").status_code == 401
     assert call(registry, "GET", f"{url}/executions", "out").status_code == 404
+    assert call(registry, "GET", f"{url}/executions/{real.json()['id']}", "gus").status_code == 403
+    assert call(registry, "GET", f"{url}/executions/{real.json()['id'] + 9}").status_code == 404
 
 
 def test_the_command_line_runs_it(registry, team) -> None:
@@ -209,7 +234,7 @@ def test_the_command_line_runs_it(registry, team) -> None:
 def test_a_scheduled_policy_runs_once_in_its_minute(project, settings) -> None:
     from datetime import datetime
 
-    from distribution.retention import retention_scheduled
+    from distribution.retention import retention_run_execute, retention_scheduled
     from distribution.tasks import run_scheduled_retention
     from harborpy.celery import beat_schedule
 
@@ -222,7 +247,11 @@ def test_a_scheduled_policy_runs_once_in_its_minute(project, settings) -> None:
     assert retention_scheduled(now=at.replace(minute=29)) == []
     assert tags("ret/app") == ["a", "b"]
     [run] = retention_scheduled(now=at)
-    assert (run.trigger, run.deleted, run.dry_run) == ("schedule", 1, False)
+    assert (run.trigger, run.status, run.dry_run) == ("schedule", "pending", False)
+    assert tags("ret/app") == ["a", "b"]  # a worker carries it out (tests/retention/test_jobs.py)
+    retention_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.deleted) == ("succeeded", 1)
     assert tags("ret/app") == ["b"]
     assert retention_scheduled(now=at.replace(second=50)) == []  # the same minute: once
     assert RetentionRun.objects.count() == 1

@@ -1,0 +1,169 @@
+"""The periodic garbage collection: set by an admin (API, console), else HARBORPY_GC_SCHEDULE.
+
+Celery beat sends ``distribution.gc_scheduled`` every minute; ``gc_scheduled``
+starts a run (``gc_start``, so a worker carries it out) when the schedule
+fires in that minute.  The minute is claimed with one conditional UPDATE on
+the schedule's row, so two beats, or a late and an early tick, never start
+two collections; a schedule changed now is used from the next minute on,
+without restarting beat.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.services import SYSTEM, Actor, audit_record
+
+from ..cron import cron_fires, cron_next, cron_schedule
+from ..exceptions import GCBusy, ScheduleInvalid
+from ..models import GCRun, GCSchedule
+
+logger = logging.getLogger(__name__)
+
+SINGLETON = 1
+# Harbor's schedule types; the fixed ones have their cron (Harbor's six fields, seconds first).
+KINDS: dict[str, str] = {
+    "None": "",
+    "Hourly": "0 0 * * * *",
+    "Daily": "0 0 0 * * *",
+    "Weekly": "0 0 0 * * 0",
+    "Custom": "",
+}
+SOURCE_SETTING, SOURCE_ADMIN = "setting", "admin"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The schedule in effect: Harbor's type, the cron, the run's parameters, where it is from."""
+
+    kind: str
+    cron: str
+    untagged: bool
+    grace: int | None  # None: HARBORPY_GC_GRACE
+    source: str  # "setting" (HARBORPY_GC_SCHEDULE) or "admin" (set through the API or console)
+    updated_at: datetime | None
+    updated_by: str
+
+    def next_run(self, now: datetime | None = None) -> datetime | None:
+        """When it next fires, after ``now``; None when it never does."""
+        if not self.cron:
+            return None
+        try:
+            schedule = cron_schedule(self.cron)
+        except ValueError:
+            return None
+        return cron_next(schedule, timezone.localtime(now or timezone.now()))
+
+
+def gc_schedule_get() -> Schedule:
+    """The schedule in effect: the admin's when one was set, else the settings'."""
+    row = GCSchedule.objects.filter(pk=SINGLETON, set_at__isnull=False).first()
+    if row is not None:
+        return Schedule(
+            kind=row.kind,
+            cron=row.cron,
+            untagged=row.untagged,
+            grace=row.grace,
+            source=SOURCE_ADMIN,
+            updated_at=row.set_at,
+            updated_by=row.set_by,
+        )
+    cron = settings.HARBORPY_GC_SCHEDULE
+    return Schedule(
+        kind="Custom" if cron else "None",
+        cron=cron,
+        untagged=settings.HARBORPY_GC_SCHEDULE_UNTAGGED,
+        grace=None,
+        source=SOURCE_SETTING,
+        updated_at=None,
+        updated_by="",
+    )
+
+
+def gc_schedule_set(
+    *, kind: str, cron: str = "", untagged: bool = False, grace: int | None = None, actor: Actor
+) -> Schedule:
+    """Set the periodic collection (kind None: none), audited; ScheduleInvalid if unusable.
+
+    Hourly, Daily and Weekly take their fixed cron unless one is given; Custom needs one.
+    """
+    if kind not in KINDS:
+        raise ScheduleInvalid(
+            f"schedule.type {kind!r}: one of {', '.join(KINDS)}"
+            + ("; to start a run now, POST a Manual schedule" if kind == "Manual" else "")
+        )
+    cron = "" if kind == "None" else (cron.strip() or KINDS[kind])
+    if kind == "Custom" and not cron:
+        raise ScheduleInvalid("schedule.cron: a Custom schedule needs a cron expression")
+    if cron:
+        try:
+            cron_schedule(cron)
+        except ValueError as error:
+            raise ScheduleInvalid(
+                f"schedule.cron: {error}; use minute hour day month weekday"
+                " (or Harbor's six fields with seconds 0)"
+            ) from None
+    if grace is not None and grace < 0:
+        raise ScheduleInvalid("parameters.grace: seconds, 0 or more")
+    with transaction.atomic():
+        GCSchedule.objects.update_or_create(
+            pk=SINGLETON,
+            defaults={
+                "kind": kind,
+                "cron": cron,
+                "untagged": untagged,
+                "grace": grace,
+                "set_at": timezone.now(),
+                "set_by": actor.name,
+            },
+        )
+        audit_record(
+            actor=actor,
+            action="gc",
+            resource="system:gc-schedule",
+            detail={"type": kind, "cron": cron, "delete_untagged": untagged, "grace": grace},
+        )
+    return gc_schedule_get()
+
+
+def gc_scheduled(*, now: datetime | None = None) -> GCRun | None:
+    """Start a collection if the schedule fires in this minute and none was started in it.
+
+    Returns the started (pending) run; None when not due, already claimed, or
+    busy (a collection still pending or running: this minute is skipped).
+    """
+    from . import gc_start  # the package imports this module
+
+    minute = (now or timezone.now()).replace(second=0, microsecond=0)
+    schedule = gc_schedule_get()
+    if not schedule.cron:
+        return None
+    try:
+        due = cron_fires(cron_schedule(schedule.cron), timezone.localtime(minute))
+    except ValueError:
+        logger.error("the garbage-collection schedule %r is not a cron expression", schedule.cron)
+        return None
+    if not due:
+        return None
+    GCSchedule.objects.get_or_create(pk=SINGLETON)
+    claimed = (
+        GCSchedule.objects.filter(pk=SINGLETON)
+        .filter(Q(scheduled_at__isnull=True) | Q(scheduled_at__lt=minute))
+        .update(scheduled_at=minute)
+    )
+    if not claimed:
+        return None
+    try:
+        return gc_start(
+            untagged=schedule.untagged, grace=schedule.grace, actor=SYSTEM, trigger="schedule"
+        )
+    except GCBusy as error:
+        logger.warning("scheduled garbage collection skipped: %s", error)
+        return None
