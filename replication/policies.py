@@ -22,6 +22,7 @@ from distribution.exceptions import NameInvalid
 from distribution.grammar import check_name
 from distribution.models import Label
 from distribution.patterns import PatternInvalid, glob_check
+from projects.models import Project
 
 from .exceptions import (
     EndpointExists,
@@ -152,7 +153,16 @@ def endpoint_apply(
 
 
 def endpoint_delete(*, endpoint: RegistryEndpoint, actor: Actor) -> None:
-    """Delete a remote registry no policy uses (EndpointInUse otherwise)."""
+    """Delete a remote registry no policy and no proxy-cache project uses (EndpointInUse
+    otherwise)."""
+    caches = list(
+        Project.objects.filter(registry_id=endpoint.pk).values_list("name", flat=True)[:5]
+    )
+    if caches:
+        raise EndpointInUse(
+            f"registry {endpoint.name!r} is the upstream of proxy-cache project(s) "
+            + ", ".join(caches)
+        )
     try:
         with transaction.atomic():
             endpoint.delete()

@@ -339,3 +339,9 @@ def test_proxy_projects_through_the_api(proxy: LiveServer, client_registry: Live
     body.pop("registry_id")
     mine = authed.post(f"{proxy.url}/api/v2.0/projects", json=body, auth=("casey", "casey-pw-1"))
     assert mine.status_code == 201, mine.text
+
+    # The endpoint a proxy cache pulls from cannot be deleted under it.
+    refused = authed.delete(f"{proxy.url}/api/v2.0/registries/{endpoint.pk}")
+    assert refused.status_code == 412, refused.text
+    assert f"proxy-cache project(s) {project}" in refused.text
+    assert RegistryEndpoint.objects.filter(pk=endpoint.pk).exists()
