@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from projects.sizes import size_format
 from replication.models import Execution, Status
+
+from .charts import Chart, bytes_chart
 
 ACTIVE = (Status.PENDING, Status.RUNNING)
 CHART_EXECUTIONS = 30
-CHART_HEIGHT, CHART_BAR, CHART_GAP = 120, 18, 6
 COLORS = {
     Status.SUCCEEDED: "#1f6fb2",
     Status.FAILED: "#b42318",
@@ -77,27 +77,7 @@ def execution_row(execution: Execution) -> ExecutionRow:
     )
 
 
-@dataclass
-class Bar:
-    """One execution's bar in the chart (SVG coordinates)."""
-
-    row: ExecutionRow
-    x: int
-    y: int
-    height: int
-    color: str
-    label: str
-
-
-@dataclass
-class Chart:
-    bars: list[Bar]
-    width: int
-    height: int
-    top: str  # the tallest bar's size, for the axis
-
-
-def bytes_chart(executions: Iterable[Execution]) -> Chart:
+def executions_chart(executions: Iterable[Execution]) -> Chart:
     """Bars of bytes moved by ended execution, oldest left, coloured by outcome.
 
     ``executions`` come newest first (as execution_list gives them); running ones are left
@@ -105,20 +85,16 @@ def bytes_chart(executions: Iterable[Execution]) -> Chart:
     """
     ended = [execution_row(e) for e in executions if e.status in COLORS]
     ended.reverse()
-    most = max((row.bytes for row in ended), default=0)
-    bars = []
-    for index, row in enumerate(ended):
-        height = round(row.bytes / most * CHART_HEIGHT) if most else 0
-        height = max(height, 1)  # a hairline: the execution ran, and moved nothing
-        bars.append(
-            Bar(
-                row=row,
-                x=index * (CHART_BAR + CHART_GAP),
-                y=CHART_HEIGHT - height,
-                height=height,
-                color=COLORS[Status(row.execution.status)],
-                label=size_format(row.bytes),
-            )
-        )
-    width = max(len(bars) * (CHART_BAR + CHART_GAP), 1)
-    return Chart(bars=bars, width=width, height=CHART_HEIGHT, top=size_format(most))
+    return bytes_chart(
+        ended,
+        size=lambda row: row.bytes,
+        color=lambda row: COLORS[Status(row.execution.status)],
+        caption=lambda row: str(row.execution.pk),
+        status=lambda row: row.execution.status,
+        title=lambda row, size: (
+            f"Execution {row.execution.pk} ({row.execution.policy.name}), "
+            f"{row.execution.status}: {size}; {row.succeeded} succeeded, {row.failed} failed, "
+            f"{row.skipped} skipped of {row.total}"
+        ),
+        href=lambda row: f"/administration/replications/executions/{row.execution.pk}/",
+    )

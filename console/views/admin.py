@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -15,7 +14,6 @@ from distribution.exceptions import GCBusy, ScheduleInvalid
 from distribution.gc import gc_run_list, gc_schedule_get, gc_schedule_set, gc_start
 from distribution.gc.schedule import KINDS
 from distribution.models import GCRun, GCStatus
-from projects.sizes import size_format
 from rbac.bindings import setting_set
 from rbac.exceptions import PasswordInvalid, UserChangeDenied, UserExists, UserInvalid
 from rbac.policy import PROJECT_CREATION, PROJECT_CREATION_CHOICES, project_creation_restriction
@@ -23,6 +21,7 @@ from rbac.selectors import group_list, user_get, user_list
 from rbac.users import user_create, user_set_active, user_set_admin
 
 from ..access import actor_of, console_page, system_access
+from ..charts import Chart, bytes_chart
 from ..forms import flag
 
 PAGE_SIZE = 50
@@ -182,44 +181,24 @@ def gc_schedule_page(request: HttpRequest) -> HttpResponse:
 
 GC_PAGE_SIZE = 20
 CHART_RUNS = 30
-CHART_HEIGHT, CHART_BAR, CHART_GAP = 120, 18, 6
-
-
-@dataclass
-class Bar:
-    """One run's bar in the chart of bytes freed (SVG coordinates)."""
-
-    run: GCRun
-    x: int
-    y: int
-    height: int
-    label: str
-
-
-@dataclass
-class Chart:
-    bars: list[Bar]
-    width: int
-    height: int
-    top: str  # the tallest bar's size, for the axis
 
 
 def gc_chart(runs: list[GCRun]) -> Chart:
     """Bars of bytes freed (would be freed, for dry runs) by finished run, oldest left."""
     done = [r for r in reversed(runs) if r.status in (GCStatus.SUCCEEDED, GCStatus.FAILED)]
-    most = max((r.bytes_freed for r in done), default=0)
-    bars = []
-    for index, run in enumerate(done):
-        height = round(run.bytes_freed / most * CHART_HEIGHT) if most else 0
-        height = max(height, 1)  # a hairline: the run happened, and freed nothing
-        bars.append(
-            Bar(
-                run=run,
-                x=index * (CHART_BAR + CHART_GAP),
-                y=CHART_HEIGHT - height,
-                height=height,
-                label=size_format(run.bytes_freed),
-            )
-        )
-    width = max(len(bars) * (CHART_BAR + CHART_GAP), 1)
-    return Chart(bars=bars, width=width, height=CHART_HEIGHT, top=size_format(most))
+
+    def color(run: GCRun) -> str:
+        if run.status == GCStatus.FAILED:
+            return "#b42318"
+        return "#9cc3e6" if run.dry_run else "#1f6fb2"
+
+    return bytes_chart(
+        done,
+        size=lambda run: run.bytes_freed,
+        color=color,
+        caption=lambda run: str(run.pk),
+        status=lambda run: run.status,
+        title=lambda run, size: (
+            f"Run {run.pk}{' (dry run: would free)' if run.dry_run else ''}: {size}"
+        ),
+    )

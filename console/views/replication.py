@@ -23,7 +23,7 @@ from replication.selectors import (
 from replication.services import PolicyDisabled
 
 from ..access import actor_of, console_page, system_access
-from ..executions import ACTIVE, CHART_EXECUTIONS, bytes_chart, execution_row
+from ..executions import ACTIVE, CHART_EXECUTIONS, execution_row, executions_chart
 from ..forms import flag
 from . import replication_forms as forms
 
@@ -81,7 +81,7 @@ def _executions(
         "rows": rows,
         "keep": "",
         "active": any(row.active for row in rows),
-        "chart": bytes_chart(executions[:CHART_EXECUTIONS]),
+        "chart": executions_chart(executions[:CHART_EXECUTIONS]),
     }
     return render(request, "console/replication_executions.html", context)
 
