@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.clients import SampleImages
+from tests.fixtures.clients import SampleImages, dockerd_options
 from tests.fixtures.server import ADMIN, ADMIN_PASSWORD
 from tests.fixtures.tools import require_tool
 
@@ -170,27 +170,7 @@ def docker(mirror: Namespace) -> Iterator[list[str]]:
         json.dumps({"registry-mirrors": [f"http://{MIRROR}"], "insecure-registries": [MIRROR]})
     )
     sock = home / "docker.sock"
-    log = mirror.start(
-        "dockerd",
-        "dockerd",
-        "--config-file",
-        str(home / "daemon.json"),
-        "--data-root",
-        str(home / "data"),
-        "--exec-root",
-        str(home / "exec"),
-        "--pidfile",
-        str(home / "dockerd.pid"),
-        "-H",
-        f"unix://{sock}",
-        "--storage-driver=vfs",
-        "--iptables=false",
-        "--ip-masq=false",
-        "--bridge=none",
-        "--userland-proxy=false",
-        "--exec-opt",
-        "native.cgroupdriver=cgroupfs",
-    )
+    log = mirror.start("dockerd", "dockerd", *dockerd_options(home, home / "daemon.json", sock))
     (home / "cli").mkdir()
     cli = ["docker", "--host", f"unix://{sock}", "--config", str(home / "cli")]
 
