@@ -2,7 +2,8 @@
 
 Celery beat runs the schedules the settings name (``HARBORPY_GC_SCHEDULE``),
 read when the app is configured, not at import, and once a minute looks for
-retention policies whose own schedule is due (``HARBORPY_RETENTION_SCHEDULER``).
+retention policies whose own schedule is due (``HARBORPY_RETENTION_SCHEDULER``)
+and for replication policies due and executions stalled (``HARBORPY_REPLICATION_SCHEDULER``).
 """
 
 import os
@@ -32,6 +33,11 @@ def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
         schedule["tag-retention"] = {
             "task": "distribution.retention_scheduled",
             "schedule": crontab(),  # every minute: each policy's cron is checked in the task
+        }
+    if settings.HARBORPY_REPLICATION_SCHEDULER:
+        schedule["replication"] = {
+            "task": "replication.scheduled",
+            "schedule": crontab(),  # every minute: scheduled policies, stalled executions
         }
     return schedule
 

@@ -23,6 +23,7 @@ from ..grammar import check_digest, check_tag, is_digest, reference_name
 from ..immutability import immutable_check
 from ..manifests import ParsedManifest, parse_manifest
 from ..models import Blob, Manifest, Repository, Tag
+from ..signals import deleted_artifacts, send_deleted, send_pushed
 from .repositories import blobs_touch, repository_for_push
 
 
@@ -33,6 +34,7 @@ def manifest_put(
     content_type: str | None,
     body: bytes,
     actor: Actor = SYSTEM,
+    replicated: bool = False,
 ) -> Manifest:
     """Store a manifest under its digest, and under ``reference`` when that is a tag.
 
@@ -40,6 +42,8 @@ def manifest_put(
     the repository; nothing is stored otherwise.  Pushing the same manifest
     again is harmless; pushing a tag again moves it, unless the tag is immutable
     (TagImmutable; the same manifest to an immutable tag is still accepted).
+    A tag that now names another artifact sends ``artifact_pushed`` after the
+    commit, unless ``replicated`` (replication's own writes: no loops).
     """
     if len(body) > settings.HARBORPY_MANIFEST_MAX_BYTES:
         raise ManifestTooLarge(
@@ -55,8 +59,7 @@ def manifest_put(
         tag = check_tag(reference)
     with transaction.atomic():
         repository = repository_for_push(repository_name)
-        if tag is not None:
-            _check_tag_move(repository, tag, parsed.digest)
+        previous = None if tag is None else _check_tag_move(repository, tag, parsed.digest)
         blobs = _referenced_blobs(repository, parsed)
         children = _referenced_children(repository, parsed)
         # Locked: garbage collection deletes an untagged manifest only under this lock too.
@@ -83,6 +86,8 @@ def manifest_put(
             Tag.objects.update_or_create(
                 repository=repository, name=tag, defaults={"manifest": manifest, "pushed_at": now}
             )
+            if previous != manifest.digest and not replicated:
+                send_pushed(repository_name=repository_name, tag=tag, digest=manifest.digest)
         audit_record(
             actor=actor,
             action="push",
@@ -107,6 +112,7 @@ def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYST
             if tag is None:
                 raise ManifestUnknown("manifest unknown", detail={"tag": reference})
             immutable_check(repository=tag.repository, names=[tag.name], doing="delete the tag")
+            send_deleted(repository_name=repository_name, artifacts=deleted_artifacts(tags=[tag]))
             tag.delete()
             audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "tag"})
         return
@@ -130,12 +136,15 @@ def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYST
             names=manifest.tags.values_list("name", flat=True),
             doing="delete the manifest with its tags",
         )
+        deleted = deleted_artifacts(manifests=[manifest])
         manifest.delete()
+        send_deleted(repository_name=repository_name, artifacts=deleted)
         audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "manifest"})
 
 
-def _check_tag_move(repository: Repository, tag: str, digest: str) -> None:
-    """TagImmutable if the push would move an immutable tag to another manifest.
+def _check_tag_move(repository: Repository, tag: str, digest: str) -> str | None:
+    """TagImmutable if the push would move an immutable tag to another manifest; else the
+    digest the tag names now (None for a new tag).
 
     The tag row is locked, so a concurrent push cannot move it between check and write.
     """
@@ -147,6 +156,7 @@ def _check_tag_move(repository: Repository, tag: str, digest: str) -> None:
     )
     if current is not None and current != digest:
         immutable_check(repository=repository, names=[tag], doing="overwrite the tag")
+    return current
 
 
 def _describe(manifest: Manifest, parsed: ParsedManifest) -> None:
