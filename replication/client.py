@@ -293,7 +293,13 @@ class RegistryClient:
                 ok=(200, 202, 204, 404),
             )
         except RemoteError as error:
-            if error.status == 405 or "UNSUPPORTED" in str(error):
+            by_tag = ":" not in reference
+            # Docker's registry answers a tag it cannot delete alone with 400 DIGEST_INVALID.
+            if (
+                error.status == 405
+                or "UNSUPPORTED" in str(error)
+                or (by_tag and error.status == 400)
+            ):
                 raise DeleteUnsupported(
                     f"the destination does not allow deleting {repository}"
                     f"{'@' if ':' in reference else ':'}{reference}: {error}",

@@ -11,6 +11,7 @@ its tasks planned already, for each enabled event-based push policy that matches
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -136,26 +137,29 @@ def replication_pushed(*, repository_name: str, tag: str, digest: str) -> list[E
     policies = _event_policies()
     if not policies:
         return []
-    labels: set[str] | None = None  # read once, if a policy filters on labels
-    started = []
-    for policy in policies:
+    labels: list[set[str]] = []  # read once, if a policy filters on labels
+
+    def carried() -> set[str]:
+        if not labels:
+            found = ArtifactLabel.objects.filter(
+                manifest__repository__name=repository_name, manifest__digest=digest
+            )
+            labels.append(set(found.values_list("label__name", flat=True)))
+        return labels[0]
+
+    def plan(policy: ReplicationPolicy) -> list[Task]:
         if not (
             _matches(policy.repository_filter, repository_name) and _matches(policy.tag_filter, tag)
         ):
-            continue
-        if policy.label_filter:
-            if labels is None:
-                labels = set(
-                    ArtifactLabel.objects.filter(
-                        manifest__repository__name=repository_name, manifest__digest=digest
-                    ).values_list("label__name", flat=True)
-                )
-            if not set(policy.label_filter) <= labels:
-                continue
+            return []
+        if policy.label_filter and not set(policy.label_filter) <= carried():
+            return []
         target = destination_name(policy, repository_name)
-        task = Task(source=f"{repository_name}:{tag}", destination=f"{target}:{tag}", digest=digest)
-        started.append(_start(policy, [task]))
-    return [execution for execution in started if execution is not None]
+        return [
+            Task(source=f"{repository_name}:{tag}", destination=f"{target}:{tag}", digest=digest)
+        ]
+
+    return _start_each(policies, plan)
 
 
 def replication_deleted(
@@ -163,11 +167,10 @@ def replication_deleted(
 ) -> list[Execution]:
     """Start, for each event-based push policy replicating deletion that takes any of these
     artifacts, an execution deleting them at its destination."""
-    policies = _event_policies(deletion=True)
-    started = []
-    for policy in policies:
+
+    def plan(policy: ReplicationPolicy) -> list[Task]:
         if not _matches(policy.repository_filter, repository_name):
-            continue
+            return []
         target = destination_name(policy, repository_name)
         tasks = []
         for artifact in artifacts:
@@ -195,17 +198,30 @@ def replication_deleted(
                     )
                     for tag in tags
                 ]
-        if tasks:
-            started.append(_start(policy, tasks))
-    return [execution for execution in started if execution is not None]
+        return tasks
+
+    return _start_each(_event_policies(deletion=True), plan)
 
 
-def _start(policy: ReplicationPolicy, tasks: list[Task]) -> Execution | None:
-    try:
-        return execution_start(policy=policy, trigger=Trigger.EVENT_BASED, tasks=tasks)
-    except Exception:  # one policy's trouble does not keep the others from starting
-        logger.exception("event-based replication of policy %s failed to start", policy.name)
-        return None
+def _start_each(
+    policies: list[ReplicationPolicy], plan: Callable[[ReplicationPolicy], list[Task]]
+) -> list[Execution]:
+    """An execution of each policy with the tasks ``plan`` gives it (none: no execution).
+
+    One policy's trouble (a filter that cannot be read, a database error) is logged
+    and does not keep the others from starting.
+    """
+    started = []
+    for policy in policies:
+        try:
+            tasks = plan(policy)
+            if tasks:
+                started.append(
+                    execution_start(policy=policy, trigger=Trigger.EVENT_BASED, tasks=tasks)
+                )
+        except Exception:
+            logger.exception("event-based replication of policy %s failed", policy.name)
+    return started
 
 
 def on_artifact_pushed(
