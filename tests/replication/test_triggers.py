@@ -288,6 +288,17 @@ def test_label_filter_copies_only_labelled_artifacts(
     assert manifest_digest(client_registry.url, target, "none-again") is None
 
 
+def test_the_beat_runs_the_scheduler_every_minute_unless_turned_off(settings) -> None:
+    from celery.schedules import crontab
+
+    from harborpy.celery import beat_schedule
+
+    entry = beat_schedule(settings)["replication"]
+    assert entry["task"] == "replication.scheduled" and entry["schedule"] == crontab()
+    settings.HARBORPY_REPLICATION_SCHEDULER = False
+    assert "replication" not in beat_schedule(settings)
+
+
 @pytest.mark.django_db
 def test_a_scheduled_policy_runs_once_in_each_due_minute() -> None:
     endpoint = RegistryEndpoint.objects.create(name=unique("endpoint"), url="http://127.0.0.1:1")
