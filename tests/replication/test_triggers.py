@@ -188,6 +188,51 @@ def test_tag_deleted_on_a_harborpy_destination(
     runs = executions_of(policy, 3)
     assert [r.status for r in runs] == ["succeeded"] * 3
     assert runs[-1].tasks.get().destination == f"{target}:v2"
+    # The whole repository deleted over the REST API: its artifact goes there too.
+    assert rest(registry, "DELETE", f"projects/library/repositories/{repo}").status_code == 200
+    assert wait_until(
+        lambda: manifest_digest(client_registry.url, target, image.digest) is None, 15
+    )
+    assert manifest_digest(client_registry.url, target, "v1") is None
+    assert executions_of(policy, 4)[-1].tasks.get().destination == f"{target}@{image.digest}"
+
+
+def test_retention_removals_are_replicated(
+    registry: LiveServer, client_registry: LiveServer, replication_worker
+) -> None:
+    from audit.services import SYSTEM
+    from distribution.retention import retention_policy_set, retention_run
+    from projects.models import Project
+
+    name = unique("lib/kept")
+    policy = event_policy(
+        client_registry.url,
+        name,
+        credentials=ADMIN,
+        replicate_deletion=True,
+        destination_namespace="test",
+    )
+    old = push_image(registry, name, "old")
+    new = push_image(registry, name, "new")
+    target = "test/" + name.split("/", 1)[1]
+    assert wait_until(lambda: manifest_digest(client_registry.url, target, "new") == new.digest, 15)
+    executions_of(policy, 2)
+    retention = retention_policy_set(
+        project=Project.objects.get(name="lib"),
+        rules=[{"latestPushedK": 1}],
+        schedule="",
+        actor=SYSTEM,
+    )
+
+    run = retention_run(policy=retention, dry_run=False)
+
+    assert run.deleted == 1
+    assert wait_until(lambda: manifest_digest(client_registry.url, target, old.digest) is None, 15)
+    assert manifest_digest(client_registry.url, target, "new") == new.digest
+    removal = executions_of(policy, 3)[-1]
+    assert list(removal.tasks.values_list("operation", "destination")) == [
+        ("delete", f"{target}@{old.digest}")
+    ]
 
 
 def test_a_failing_receiver_or_endpoint_leaves_the_push_alone(
