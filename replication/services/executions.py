@@ -153,7 +153,8 @@ def execution_run(*, execution_id: int, progress: Progress | None = None) -> Exe
         if task.status != Status.PENDING:
             continue
         _run_task(task, policy, source, destination, heartbeat)
-        say(f"{task.status}: {task.operation} {task.source} -> {task.destination} {task.error}")
+        verb = "" if task.operation == Operation.COPY else "delete "
+        say(f"{task.status}: {verb}{task.source} -> {task.destination} {task.error}".rstrip())
     return _finish(execution, error="", say=say)
 
 
