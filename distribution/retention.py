@@ -29,6 +29,7 @@ from .immutability import immutable_tags, short_name
 from .jobs import job_dispatch
 from .models import Manifest, Repository, RetentionPolicy, RetentionRun, RetentionStatus, Tag
 from .patterns import PatternInvalid, glob_check, glob_match
+from .signals import deleted_artifacts, send_deleted
 
 logger = logging.getLogger(__name__)
 
@@ -359,6 +360,8 @@ def _report(decision: Decision, say: Callable[[str], None]) -> None:
 def _delete(decision: Decision, run: RetentionRun, actor: Actor) -> None:
     name = decision.repository.name
     detail = {"by": "retention", "run": run.pk}
+    deleted = deleted_artifacts(manifests=decision.manifests, tags=decision.deleted)
+    send_deleted(repository_name=name, artifacts=deleted)
     Tag.objects.filter(pk__in=[t.pk for t in decision.deleted]).delete()
     for tag in decision.deleted:
         audit_record(

@@ -2,9 +2,11 @@
 
 Celery beat sends, once a minute, a checker of the garbage-collection schedule
 (the admin's, else ``HARBORPY_GC_SCHEDULE``: read from the database each time,
-so a change needs no restart) and, with ``HARBORPY_RETENTION_SCHEDULER``, one
-of the retention policies whose own schedule is due.  The settings are read
-when the app is configured, not at import.
+so a change needs no restart); with ``HARBORPY_RETENTION_SCHEDULER``, one of
+the retention policies whose own schedule is due; and, with
+``HARBORPY_REPLICATION_SCHEDULER``, one that starts the replication policies
+due and fails stalled executions.  The settings are read when the app is
+configured, not at import.
 """
 
 import os
@@ -33,6 +35,11 @@ def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
         schedule["tag-retention"] = {
             "task": "distribution.retention_scheduled",
             "schedule": crontab(),  # every minute: each policy's cron is checked in the task
+        }
+    if settings.HARBORPY_REPLICATION_SCHEDULER:
+        schedule["replication"] = {
+            "task": "replication.scheduled",
+            "schedule": crontab(),  # every minute: scheduled policies, stalled executions
         }
     return schedule
 

@@ -188,6 +188,10 @@ HARBORPY_GC_SCHEDULE = os.environ.get("HARBORPY_GC_SCHEDULE", "").strip()
 HARBORPY_GC_SCHEDULE_UNTAGGED = _env_bool("HARBORPY_GC_SCHEDULE_UNTAGGED", False)
 # Celery beat checks every minute for retention policies whose schedule is due (docs/retention.md).
 HARBORPY_RETENTION_SCHEDULER = _env_bool("HARBORPY_RETENTION_SCHEDULER", True)
+# Celery beat, each minute: scheduled replication policies, stalled executions (replication.md).
+HARBORPY_REPLICATION_SCHEDULER = _env_bool("HARBORPY_REPLICATION_SCHEDULER", True)
+# A running replication execution without a heartbeat from its worker this long is failed.
+HARBORPY_REPLICATION_STALL_SECONDS = _env_int("HARBORPY_REPLICATION_STALL_SECONDS", 900)
 
 # --- proxy cache (docs/proxy-cache.md) ---------------------------------------------------------
 

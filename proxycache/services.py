@@ -120,6 +120,7 @@ def manifest_fetch(upstream: Upstream, *, name: str, reference: str) -> Manifest
             body=body,
             actor=CACHE_ACTOR,
             absent_blobs=True,
+            replicated=True,  # a fill is no push: no replication events
         )
         absent = getattr(manifest, "absent", [])
         AbsentBlob.objects.bulk_create(

@@ -53,6 +53,10 @@ class RemoteError(ReplicationError):
         self.status = status
 
 
+class DeleteUnsupported(RemoteError):
+    """The remote registry does not delete manifests (or tags) as asked: 405, UNSUPPORTED."""
+
+
 class _Sized:
     """A chunk iterator with a known length, so requests sends Content-Length, not chunked."""
 
@@ -274,6 +278,36 @@ class RegistryClient:
             data=body,
             ok=(201, 200),
         ).close()
+
+    def manifest_delete(self, repository: str, reference: str) -> bool:
+        """Delete a manifest by digest, or a tag; False when the registry does not have it.
+
+        DeleteUnsupported when the registry refuses deletes (405, or UNSUPPORTED: Docker's
+        registry without ``REGISTRY_STORAGE_DELETE_ENABLED``, or a tag it cannot delete alone).
+        """
+        try:
+            response = self.request(
+                "DELETE",
+                f"/v2/{repository}/manifests/{reference}",
+                scope=f"repository:{repository}:delete",
+                ok=(200, 202, 204, 404),
+            )
+        except RemoteError as error:
+            by_tag = ":" not in reference
+            # Docker's registry answers a tag it cannot delete alone with 400 DIGEST_INVALID.
+            if (
+                error.status == 405
+                or "UNSUPPORTED" in str(error)
+                or (by_tag and error.status == 400)
+            ):
+                raise DeleteUnsupported(
+                    f"the destination does not allow deleting {repository}"
+                    f"{'@' if ':' in reference else ':'}{reference}: {error}",
+                    error.status,
+                ) from None
+            raise
+        response.close()
+        return response.status_code != 404
 
     def blob_exists(self, repository: str, digest: str) -> bool:
         response = self.request(

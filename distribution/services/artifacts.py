@@ -16,6 +16,7 @@ from ..exceptions import ManifestReferenced, ManifestUnknown, NameUnknown, TagEx
 from ..grammar import check_tag
 from ..immutability import immutable_check
 from ..models import Manifest, Repository, Tag
+from ..signals import deleted_artifacts, send_deleted, send_pushed
 
 REFERRER_DEPTH = 8  # signatures of SBOMs of signatures...: deep enough, and bounded
 
@@ -34,6 +35,8 @@ def repository_delete(*, repository: Repository, actor: Actor) -> None:
         )
         manifests = Manifest.objects.filter(repository=locked).count()
         tags = Tag.objects.filter(repository=locked).count()
+        top = Manifest.objects.filter(repository=locked, parents__isnull=True, subject_digest="")
+        send_deleted(repository_name=locked.name, artifacts=deleted_artifacts(manifests=top))
         # Tags first: they refer to manifests; the rest cascades from the repository row.
         Tag.objects.filter(repository=locked).delete()
         Manifest.objects.filter(repository=locked).delete()
@@ -73,7 +76,9 @@ def artifact_delete(*, manifest: Manifest, actor: Actor) -> list[str]:
             doing="delete the artifact",
         )
         digests = dict(Manifest.objects.filter(pk__in=doomed).values_list("pk", "digest"))
+        deleted = deleted_artifacts(manifests=[locked])
         Manifest.objects.filter(pk__in=doomed).delete()
+        send_deleted(repository_name=repository.name, artifacts=deleted)
         for pk in doomed:
             audit_record(
                 actor=actor,
@@ -120,6 +125,7 @@ def tag_create(*, manifest: Manifest, name: str, actor: Actor) -> Tag:
         )
         if not created:
             raise TagExists(f"tag {name!r} exists in {repository.name} already")
+        send_pushed(repository_name=repository.name, tag=name, digest=manifest.digest)
         audit_record(
             actor=actor,
             action="push",
@@ -144,6 +150,7 @@ def tag_delete(*, manifest: Manifest, name: str, actor: Actor) -> None:
                 f"artifact {manifest.digest} has no tag {name!r}", detail={"tag": name}, status=404
             )
         immutable_check(repository=repository, names=[name], doing="delete the tag")
+        send_deleted(repository_name=repository.name, artifacts=deleted_artifacts(tags=[found]))
         found.delete()
         audit_record(
             actor=actor,

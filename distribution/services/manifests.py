@@ -23,6 +23,7 @@ from ..grammar import check_digest, check_tag, is_digest, reference_name
 from ..immutability import immutable_check
 from ..manifests import ParsedManifest, parse_manifest
 from ..models import Blob, Manifest, Repository, Tag
+from ..signals import deleted_artifacts, send_deleted, send_pushed
 from .repositories import blobs_touch, repository_for_push
 
 
@@ -34,6 +35,7 @@ def manifest_put(
     body: bytes,
     actor: Actor = SYSTEM,
     absent_blobs: bool = False,
+    replicated: bool = False,
 ) -> Manifest:
     """Store a manifest under its digest, and under ``reference`` when that is a tag.
 
@@ -43,7 +45,9 @@ def manifest_put(
     the manifest refers to those present, and ``manifest.absent`` lists the
     others.  Pushing the same manifest again is harmless; pushing a tag again
     moves it, unless the tag is immutable (TagImmutable; the same manifest to an
-    immutable tag is still accepted).
+    immutable tag is still accepted).  A tag that now names another artifact
+    sends ``artifact_pushed`` after the commit, unless ``replicated``
+    (replication's and the proxy cache's own writes: no loops).
     """
     if len(body) > settings.HARBORPY_MANIFEST_MAX_BYTES:
         raise ManifestTooLarge(
@@ -59,8 +63,7 @@ def manifest_put(
         tag = check_tag(reference)
     with transaction.atomic():
         repository = repository_for_push(repository_name)
-        if tag is not None:
-            _check_tag_move(repository, tag, parsed.digest)
+        previous = None if tag is None else _check_tag_move(repository, tag, parsed.digest)
         blobs, absent = _referenced_blobs(repository, parsed, absent_ok=absent_blobs)
         children = _referenced_children(repository, parsed)
         # Locked: garbage collection deletes an untagged manifest only under this lock too.
@@ -87,6 +90,8 @@ def manifest_put(
             Tag.objects.update_or_create(
                 repository=repository, name=tag, defaults={"manifest": manifest, "pushed_at": now}
             )
+            if previous != manifest.digest and not replicated:
+                send_pushed(repository_name=repository_name, tag=tag, digest=manifest.digest)
         audit_record(
             actor=actor,
             action="push",
@@ -112,6 +117,7 @@ def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYST
             if tag is None:
                 raise ManifestUnknown("manifest unknown", detail={"tag": reference})
             immutable_check(repository=tag.repository, names=[tag.name], doing="delete the tag")
+            send_deleted(repository_name=repository_name, artifacts=deleted_artifacts(tags=[tag]))
             tag.delete()
             audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "tag"})
         return
@@ -135,12 +141,15 @@ def manifest_delete(*, repository_name: str, reference: str, actor: Actor = SYST
             names=manifest.tags.values_list("name", flat=True),
             doing="delete the manifest with its tags",
         )
+        deleted = deleted_artifacts(manifests=[manifest])
         manifest.delete()
+        send_deleted(repository_name=repository_name, artifacts=deleted)
         audit_record(actor=actor, action="delete", resource=resource, detail={"kind": "manifest"})
 
 
-def _check_tag_move(repository: Repository, tag: str, digest: str) -> None:
-    """TagImmutable if the push would move an immutable tag to another manifest.
+def _check_tag_move(repository: Repository, tag: str, digest: str) -> str | None:
+    """TagImmutable if the push would move an immutable tag to another manifest; else the
+    digest the tag names now (None for a new tag).
 
     The tag row is locked, so a concurrent push cannot move it between check and write.
     """
@@ -152,6 +161,7 @@ def _check_tag_move(repository: Repository, tag: str, digest: str) -> None:
     )
     if current is not None and current != digest:
         immutable_check(repository=repository, names=[tag], doing="overwrite the tag")
+    return current
 
 
 def _describe(manifest: Manifest, parsed: ParsedManifest) -> None:

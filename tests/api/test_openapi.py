@@ -14,6 +14,7 @@ import yaml
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.openapi import openapi_document
+from distribution.models import Label
 from tests.api.test_gc_api import gc_worker_fixture  # noqa: F401
 from tests.api.test_projects_api import api, as_, password_hash, team  # noqa: F401
 from tests.distribution.helpers import push_artifact, push_image, push_index
@@ -392,7 +393,28 @@ def test_real_replication_responses_fit_the_document(registry, document) -> None
     call("get", "/replication/policies")
     call("get", "/replication/policies/{policy_id}")
     call("put", "/replication/policies/{policy_id}", json={"override": False}, status=200)
+    call("post", "/replication/policies", json=policy, status=409)
+    call("post", "/registries", json=endpoint, status=409)
     call("delete", "/registries/{registry_id}", status=412)
+    Label.objects.create(name="openapi-approved", scope=Label.GLOBAL)
+    pushing = {
+        "name": "pushing",
+        "dest_registry": {"id": ids["registry_id"]},
+        "filters": [
+            {"type": "name", "value": "nothing/**"},
+            {"type": "label", "value": ["openapi-approved"]},
+        ],
+        "trigger": {"type": "scheduled", "trigger_settings": {"cron": "@daily"}},
+        "deletion": True,
+    }
+    mirror_id = ids["policy_id"]
+    ids["policy_id"] = call("post", "/replication/policies", json=pushing, status=201).json()["id"]
+    call("get", "/replication/policies")
+    call("get", "/replication/policies/{policy_id}")
+    bad = {"trigger": {"type": "scheduled", "trigger_settings": {"cron": "nope"}}}
+    call("put", "/replication/policies/{policy_id}", json=bad, status=400)
+    call("delete", "/replication/policies/{policy_id}", status=200)
+    ids["policy_id"] = mirror_id
 
     started = call("post", "/replication/executions", json={"policy_id": ids["policy_id"]})
     ids["execution_id"] = started.json()["id"]

@@ -117,6 +117,57 @@ def test_policy_crud_in_harbors_shape(registry: LiveServer) -> None:
     assert call(registry, "GET", path).status_code == 404
 
 
+def test_policy_triggers_labels_and_deletion_in_harbors_shape(registry: LiveServer) -> None:
+    from distribution.models import Label
+
+    approved = Label.objects.create(name=unique("approved"), scope=Label.GLOBAL).name
+    endpoint = call(registry, "POST", "registries", json=registry_body(registry.url)).json()
+    body = {
+        "name": unique("policy"),
+        "dest_registry": {"id": endpoint["id"]},
+        "filters": [
+            {"type": "name", "value": "library/**"},
+            {"type": "tag", "value": "*"},
+            {"type": "label", "value": [approved]},
+        ],
+        "trigger": {"type": "scheduled", "trigger_settings": {"cron": "0 */5 * * * *"}},
+        "deletion": True,
+    }
+    created = call(registry, "POST", "replication/policies", json=body)
+    assert created.status_code == 201, created.text
+    policy = created.json()
+    assert policy["filters"] == body["filters"] and policy["deletion"] is True
+    assert policy["trigger"] == body["trigger"]
+    path = f"replication/policies/{policy['id']}"
+    assert call(registry, "GET", path).json() == policy
+
+    changed = call(registry, "PUT", path, json={"trigger": {"type": "event_based"}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["trigger"] == {"type": "event_based", "trigger_settings": {"cron": ""}}
+    assert changed.json()["filters"] == body["filters"]  # not given: kept
+
+    refusals = [
+        ({"trigger": {"type": "scheduled", "trigger_settings": {"cron": "every day"}}}, "cron"),
+        ({"trigger": {"type": "scheduled"}}, "needs a cron schedule"),
+        ({"trigger": {"type": "sometimes"}}, "trigger.type"),
+        ({"filters": [{"type": "label", "value": ["no-such-label-here"]}]}, "no label named"),
+        ({"filters": [{"type": "label", "value": 7}]}, "list of names"),
+        ({"filters": [{"type": "name", "value": ["a"]}]}, "is a glob"),
+        ({"filters": [{"type": "tag", "value": "v{1"}]}, "tag filter"),
+        ({"src_registry": {"id": endpoint["id"]}}, "push policies"),  # pull + event/labels
+        ({"name": ""}, "name"),
+    ]
+    for change, message in refusals:
+        refused = call(registry, "PUT", path, json=change)
+        assert refused.status_code == 400, (change, refused.text)
+        assert errors(refused) == ["BAD_REQUEST"] and message in refused.text, refused.text
+    assert call(registry, "GET", path).json() == changed.json()  # nothing changed
+    taken = call(registry, "POST", "replication/policies", json=body)
+    assert taken.status_code == 409 and errors(taken) == ["CONFLICT"]
+    entry = AuditEntry.objects.filter(resource=f"replication-policy:{body['name']}").latest("pk")
+    assert entry.action == "update" and entry.detail["trigger"] == "event_based"
+
+
 @pytest.mark.usefixtures("replication_worker")
 def test_an_execution_started_over_the_api(
     registry: LiveServer, client_registry: LiveServer
@@ -158,6 +209,7 @@ def test_an_execution_started_over_the_api(
     assert tasks.status_code == 200 and tasks.headers["X-Total-Count"] == "1"
     (task,) = tasks.json()
     assert task["resource_type"] == "image" and task["status"] == "succeeded"
+    assert task["operation"] == "copy" and execution["trigger"] == "manual"
     target = "test/" + name.split("/", 1)[1]
     assert (task["src_resource"], task["dst_resource"]) == (f"{name}:v1", f"{target}:v1")
     assert task["bytes"] > 0 and task["start_time"] and task["end_time"]

@@ -391,7 +391,7 @@ def test_a_task_past_its_timeout_fails(
     registry: LiveServer, client_registry: LiveServer, settings, monkeypatch
 ) -> None:
     settings.HARBORPY_STORAGE = (registry.data / "storage").as_uri()
-    monkeypatch.setattr(services, "TASK_TIMEOUT", -1.0)
+    monkeypatch.setattr(services.copier, "TASK_TIMEOUT", -1.0)
     name = unique("library/slow")
     push_image(registry, name, "v1")
     policy = policy_for(client_registry.url, Direction.PUSH, name, namespace="test")

@@ -43,7 +43,7 @@ def test_filters(pattern: str, name: str, matches: bool) -> None:
 
 
 def test_transient_errors_are_retried_with_a_bound(monkeypatch) -> None:
-    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(services.copier.time, "sleep", lambda seconds: None)
     calls = []
 
     def flaky() -> str:

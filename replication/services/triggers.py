@@ -1,0 +1,244 @@
+"""What starts executions besides a person: schedules and registry events; and stalls.
+
+Celery beat calls ``replication.scheduled`` every minute: it marks executions
+whose worker stopped beating as failed (``executions_fail_stalled``), then starts
+the scheduled policies due in this minute (``replication_scheduled``).  The
+registry's ``artifact_pushed`` and ``artifacts_deleted`` signals reach
+``replication_pushed`` and ``replication_deleted``, which start an execution,
+its tasks planned already, for each enabled event-based push policy that matches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from distribution.cron import cron_fires, cron_schedule
+from distribution.models import ArtifactLabel
+from distribution.signals import DeletedArtifact
+
+from ..models import (
+    Direction,
+    Execution,
+    Operation,
+    ReplicationPolicy,
+    Status,
+    Task,
+    Trigger,
+)
+from .executions import _matches, destination_name, execution_start
+
+logger = logging.getLogger(__name__)
+
+
+# --- schedules -----------------------------------------------------------------------------
+
+
+def replication_scheduled(*, now: datetime | None = None) -> list[Execution]:
+    """Start every enabled scheduled policy whose cron fires in this minute, once a minute.
+
+    Each policy's minute is claimed with one conditional UPDATE, so two beats, or a
+    late and an early tick, cannot start it twice.
+    """
+    minute = (now or timezone.now()).replace(second=0, microsecond=0)
+    local = timezone.localtime(minute)
+    started = []
+    due = ReplicationPolicy.objects.filter(enabled=True, trigger=Trigger.SCHEDULED).exclude(
+        schedule=""
+    )
+    for policy in due.select_related("endpoint").order_by("pk"):
+        try:
+            if not cron_fires(cron_schedule(policy.schedule), local):
+                continue
+        except ValueError:
+            continue  # checked when set; one from before the check is skipped
+        claimed = (
+            ReplicationPolicy.objects.filter(pk=policy.pk)
+            .filter(Q(scheduled_at__isnull=True) | Q(scheduled_at__lt=minute))
+            .update(scheduled_at=minute)
+        )
+        if not claimed:
+            continue
+        try:
+            started.append(execution_start(policy=policy, trigger=Trigger.SCHEDULED))
+        except Exception:  # the other policies still start
+            logger.exception("scheduled replication of policy %s failed to start", policy.name)
+    return started
+
+
+def executions_fail_stalled(
+    *, now: datetime | None = None, seconds: int | None = None
+) -> list[Execution]:
+    """Mark running executions whose worker has not written a heartbeat for ``seconds``
+    (HARBORPY_REPLICATION_STALL_SECONDS) as failed, with their unfinished tasks.
+
+    The policy can then run again as a new execution.  A worker that was only slow
+    stops before its next task and leaves the mark as it is.
+    """
+    moment = now or timezone.now()
+    limit = seconds if seconds is not None else settings.HARBORPY_REPLICATION_STALL_SECONDS
+    cutoff = moment - timedelta(seconds=limit)
+    stalled = (
+        Execution.objects.filter(status=Status.RUNNING)
+        .annotate(last=Coalesce("heartbeat_at", "started_at", "created_at"))
+        .filter(last__lt=cutoff)
+    )
+    marked: list[Execution] = []
+    for execution in stalled:
+        since = timezone.localtime(execution.last).isoformat(timespec="seconds")
+        error = f"stalled: no heartbeat from its worker since {since}"
+        with transaction.atomic():
+            updated = (
+                Execution.objects.filter(pk=execution.pk, status=Status.RUNNING)
+                .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
+                .update(status=Status.FAILED, error=error, finished_at=moment)
+            )
+            if not updated:
+                continue
+            execution.tasks.filter(status__in=[Status.PENDING, Status.RUNNING]).update(
+                status=Status.FAILED, error=error, finished_at=moment
+            )
+            tasks = execution.tasks.all()
+            Execution.objects.filter(pk=execution.pk).update(
+                total=tasks.count(),
+                succeeded=tasks.filter(status=Status.SUCCEEDED).count(),
+                failed=tasks.filter(status=Status.FAILED).count(),
+                skipped=tasks.filter(status=Status.SKIPPED).count(),
+            )
+        logger.warning("replication execution %s: %s", execution.pk, error)
+        execution.refresh_from_db()
+        marked.append(execution)
+    return marked
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def _event_policies(*, deletion: bool = False) -> list[ReplicationPolicy]:
+    """Enabled event-based push policies (one cheap query; usually none)."""
+    policies = ReplicationPolicy.objects.filter(
+        enabled=True, trigger=Trigger.EVENT_BASED, direction=Direction.PUSH
+    )
+    if deletion:
+        policies = policies.filter(replicate_deletion=True)
+    return list(policies.select_related("endpoint").order_by("pk"))
+
+
+def replication_pushed(*, repository_name: str, tag: str, digest: str) -> list[Execution]:
+    """Start, for each event-based push policy that takes it, an execution copying this tag."""
+    policies = _event_policies()
+    if not policies:
+        return []
+    labels: list[set[str]] = []  # read once, if a policy filters on labels
+
+    def carried() -> set[str]:
+        if not labels:
+            found = ArtifactLabel.objects.filter(
+                manifest__repository__name=repository_name, manifest__digest=digest
+            )
+            labels.append(set(found.values_list("label__name", flat=True)))
+        return labels[0]
+
+    def plan(policy: ReplicationPolicy) -> list[Task]:
+        if not (
+            _matches(policy.repository_filter, repository_name) and _matches(policy.tag_filter, tag)
+        ):
+            return []
+        if policy.label_filter and not set(policy.label_filter) <= carried():
+            return []
+        target = destination_name(policy, repository_name)
+        return [
+            Task(source=f"{repository_name}:{tag}", destination=f"{target}:{tag}", digest=digest)
+        ]
+
+    return _start_each(policies, plan)
+
+
+def replication_deleted(
+    *, repository_name: str, artifacts: list[DeletedArtifact]
+) -> list[Execution]:
+    """Start, for each event-based push policy replicating deletion that takes any of these
+    artifacts, an execution deleting them at its destination."""
+
+    def plan(policy: ReplicationPolicy) -> list[Task]:
+        if not _matches(policy.repository_filter, repository_name):
+            return []
+        target = destination_name(policy, repository_name)
+        tasks = []
+        for artifact in artifacts:
+            if not set(policy.label_filter) <= set(artifact.labels):
+                continue
+            tags = [tag for tag in artifact.tags if _matches(policy.tag_filter, tag)]
+            # An untagged artifact is taken only by a filter that takes every tag.
+            untagged_ok = not artifact.tags and policy.tag_filter in ("*", "**")
+            if artifact.gone and (tags or untagged_ok):
+                tasks.append(
+                    Task(
+                        operation=Operation.DELETE,
+                        source=f"{repository_name}@{artifact.digest}",
+                        destination=f"{target}@{artifact.digest}",
+                        digest=artifact.digest,
+                    )
+                )
+            elif not artifact.gone:
+                tasks += [
+                    Task(
+                        operation=Operation.DELETE,
+                        source=f"{repository_name}:{tag}",
+                        destination=f"{target}:{tag}",
+                        digest=artifact.digest,
+                    )
+                    for tag in tags
+                ]
+        return tasks
+
+    return _start_each(_event_policies(deletion=True), plan)
+
+
+def _start_each(
+    policies: list[ReplicationPolicy], plan: Callable[[ReplicationPolicy], list[Task]]
+) -> list[Execution]:
+    """An execution of each policy with the tasks ``plan`` gives it (none: no execution).
+
+    One policy's trouble (a filter that cannot be read, a database error) is logged
+    and does not keep the others from starting.
+    """
+    started = []
+    for policy in policies:
+        try:
+            tasks = plan(policy)
+            if tasks:
+                started.append(
+                    execution_start(policy=policy, trigger=Trigger.EVENT_BASED, tasks=tasks)
+                )
+        except Exception:
+            logger.exception("event-based replication of policy %s failed", policy.name)
+    return started
+
+
+def on_artifact_pushed(
+    sender: Any, *, repository_name: str, tag: str, digest: str, **_: Any
+) -> None:
+    """Receiver of distribution's ``artifact_pushed``: never lets an error reach the push."""
+    try:
+        replication_pushed(repository_name=repository_name, tag=tag, digest=digest)
+    except Exception:
+        logger.exception("event-based replication of %s:%s failed", repository_name, tag)
+
+
+def on_artifacts_deleted(
+    sender: Any, *, repository_name: str, artifacts: list[DeletedArtifact], **_: Any
+) -> None:
+    """Receiver of distribution's ``artifacts_deleted``: never lets an error reach the delete."""
+    try:
+        replication_deleted(repository_name=repository_name, artifacts=artifacts)
+    except Exception:
+        logger.exception("deletion replication in %s failed", repository_name)
