@@ -1,57 +1,32 @@
-"""Handing a recorded run (a GCRun, a RetentionRun) to a worker once its row is committed.
+"""Handing a recorded run (a GCRun, a RetentionRun, a replication Execution) to a worker.
 
-With Redis (``REDIS_URL``) the worker is a Celery worker: the task gets the
-run's id.  Without it (the embedded server) no worker consumes the queue, so
-the run is carried out by a thread of this process, which closes its own
-database connection when done.  Either way the run's state is on its row.
+Every run is a row first; once that row is committed, its id goes to a Celery
+task.  The queue is Redis when ``REDIS_URL`` is set (workers are services of
+their own), otherwise the filesystem queue in the data folder, which the
+worker that ``harborpy serve`` starts beside the embedded server reads.  The
+message is sent without retries: whoever started the run (a request, a push,
+a schedule) must not wait for a broker.  A run the broker would not take is
+marked failed through ``refuse``, since a pending run nobody carries out
+would wait for ever (and a pending GC would refuse every later start).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
-
-from django.conf import settings
-from django.db import connections
 
 logger = logging.getLogger(__name__)
 
 
 def job_dispatch(
-    *,
-    task: Callable[[], Any],
-    run_id: int,
-    execute: Callable[[int], Any],
-    refuse: Callable[[int, str], Any],
-    name: str,
+    *, task: Callable[[], Any], run_id: int, refuse: Callable[[int, str], Any], name: str
 ) -> None:
-    """Send ``run_id`` to the Celery task ``task()`` returns, or run ``execute(run_id)`` here.
-
-    ``task`` is called only with Redis (tasks import the services, so callers
-    import them late); when sending fails, ``refuse(run_id, reason)`` marks the
-    run failed, as a pending run nobody carries out would wait for ever.
-    ``name`` names the thread (``gc-12``).
-    """
-    if settings.REDIS_URL:
-        try:
-            task().delay(run_id)
-        except Exception as error:
-            refuse(run_id, f"could not hand the run to a worker: {type(error).__name__}: {error}")
-            raise
-        return
-    thread = threading.Thread(
-        target=_run_here, args=(execute, run_id, name), name=name, daemon=True
-    )
-    thread.start()
-
-
-def _run_here(execute: Callable[[int], Any], run_id: int, name: str) -> None:
-    """The in-process worker of the embedded server: one run, then its own connection closed."""
+    """Send ``run_id`` to the Celery task ``task()`` returns (tasks import the services, so
+    callers import them late); ``refuse(run_id, reason)`` if the broker will not take it.
+    ``name`` names the run in the log (``gc-12``)."""
     try:
-        execute(run_id)
-    except Exception:
-        logger.exception("%s could not run", name)
-    finally:
-        connections.close_all()
+        task().apply_async((run_id,), retry=False)
+    except Exception as error:
+        logger.exception("%s could not be handed to a worker", name)
+        refuse(run_id, f"could not hand the run to a worker: {type(error).__name__}: {error}")

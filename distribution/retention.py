@@ -236,7 +236,6 @@ def _dispatch(run_id: int) -> None:
     job_dispatch(
         task=task,
         run_id=run_id,
-        execute=lambda pk: retention_run_execute(run_id=pk),
         refuse=_refuse,
         name=f"retention-{run_id}",
     )

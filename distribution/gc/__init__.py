@@ -163,7 +163,6 @@ def _dispatch(run_id: int) -> None:
     job_dispatch(
         task=task,
         run_id=run_id,
-        execute=lambda pk: gc_run_execute(run_id=pk),
         refuse=_refuse,
         name=f"gc-{run_id}",
     )

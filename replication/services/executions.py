@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from distribution.exceptions import RegistryError
+from distribution.jobs import job_dispatch
 from distribution.manifests import parse_manifest
 from distribution.models import Tag
 from distribution.patterns import PatternInvalid, glob_match
@@ -73,18 +74,19 @@ def execution_start(
 
 def _hand_over(execution_id: int) -> None:
     """Queue the execution for a worker; if the broker cannot take it, record why."""
-    from ..tasks import run_execution  # the task module imports this one
 
-    try:
-        # No publish retries: whoever started this (a push, a request) must not wait.
-        run_execution.apply_async((execution_id,), retry=False)
-    except Exception as error:
-        logger.exception("replication execution %s could not be queued", execution_id)
-        Execution.objects.filter(pk=execution_id, status=Status.PENDING).update(
-            status=Status.FAILED,
-            finished_at=timezone.now(),
-            error=f"could not hand the execution to a worker: {type(error).__name__}: {error}",
-        )
+    def task():  # the task module imports this one
+        from ..tasks import run_execution
+
+        return run_execution
+
+    job_dispatch(task=task, run_id=execution_id, refuse=_refuse, name=f"replication-{execution_id}")
+
+
+def _refuse(execution_id: int, reason: str) -> None:
+    Execution.objects.filter(pk=execution_id, status=Status.PENDING).update(
+        status=Status.FAILED, finished_at=timezone.now(), error=reason
+    )
 
 
 def destination_name(policy: ReplicationPolicy, source: str) -> str:
