@@ -6,23 +6,18 @@ kept sealed with a key derived from SECRET_KEY so the profile can show it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
 
-from cryptography.fernet import Fernet
-from django.conf import settings
 from django.db import transaction
 
 from audit.services import Actor, audit_record
 
 from .models import CliSecret
+from .sealing import seal, unseal
 
-
-def _fernet() -> Fernet:
-    key = hashlib.sha256(f"harborpy-cli-secret:{settings.SECRET_KEY}".encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
+PURPOSE = "cli-secret"
 
 
 def _digest(secret: str) -> str:
@@ -34,7 +29,7 @@ def cli_secret_get(*, user) -> str:
     row = CliSecret.objects.filter(user=user).first()
     if row is None:
         return cli_secret_regenerate(user=user, actor=Actor(user.get_username(), ""))
-    return _fernet().decrypt(row.sealed.encode()).decode()
+    return unseal(PURPOSE, row.sealed)
 
 
 def cli_secret_regenerate(*, user, actor: Actor) -> str:
@@ -45,7 +40,7 @@ def cli_secret_regenerate(*, user, actor: Actor) -> str:
             user=user,
             defaults={
                 "digest": _digest(secret),
-                "sealed": _fernet().encrypt(secret.encode()).decode(),
+                "sealed": seal(PURPOSE, secret),
             },
         )
         audit_record(

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
+
+from rbac.sealing import seal, unseal
+
+PASSWORD_PURPOSE = "registry-password"
+
+
+SEALED = "sealed:"  # how a password at rest begins (rbac.sealing); empty: none
 
 
 class RegistryEndpoint(models.Model):
-    """A remote OCI-distribution registry.  The password is kept in the database as given."""
+    """A remote OCI-distribution registry.
+
+    ``password`` holds the password sealed (``set_password`` seals, ``secret`` opens):
+    the database never holds it as given.  A plain text put in ``password`` directly is
+    sealed when the row is saved.
+    """
 
     name = models.CharField(max_length=128, unique=True)
     url = models.CharField(max_length=512)  # http(s)://host[:port]
@@ -17,6 +31,21 @@ class RegistryEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.password and not self.password.startswith(SEALED):
+            self.set_password(self.password)
+        super().save(*args, **kwargs)
+
+    def set_password(self, text: str) -> None:
+        self.password = SEALED + seal(PASSWORD_PURPOSE, text) if text else ""
+
+    @property
+    def secret(self) -> str:
+        """The password as given (an unsaved endpoint's, as it is)."""
+        if self.password.startswith(SEALED):
+            return unseal(PASSWORD_PURPOSE, self.password.removeprefix(SEALED))
+        return self.password
 
 
 class Direction(models.TextChoices):

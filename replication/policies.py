@@ -81,9 +81,9 @@ def endpoint_create(
         name=_check_name(name, EndpointInvalid),
         url=_check_url(url),
         username=username,
-        password=password,
         verify_tls=verify_tls,
     )
+    endpoint.set_password(password)
     with transaction.atomic():
         if RegistryEndpoint.objects.filter(name=endpoint.name).exists():
             raise EndpointExists(f"name: a registry named {endpoint.name!r} exists")
@@ -146,7 +146,7 @@ def endpoint_apply(
     if username is not None:
         endpoint.username = username
     if password is not None:
-        endpoint.password = password
+        endpoint.set_password(password)
     if verify_tls is not None:
         endpoint.verify_tls = verify_tls
     return endpoint

@@ -126,7 +126,10 @@ def execution_run(*, execution_id: int, progress: Progress | None = None) -> Exe
         execution.save(update_fields=["status", "started_at", "heartbeat_at"])
     heartbeat = Heartbeat(execution.pk)
     policy = execution.policy
-    client = client_for(policy.endpoint)
+    try:
+        client = client_for(policy.endpoint)
+    except ReplicationError as error:
+        return _finish(execution, error=str(error), say=say)
     source: Source
     destination: Destination
     if policy.direction == Direction.PUSH:

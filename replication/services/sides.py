@@ -21,17 +21,22 @@ from distribution.services.blobs import blob_head, blob_mount
 from distribution.services.manifests import manifest_put
 from distribution.services.uploads import upload_monolithic
 from distribution.storage import StorageError
+from rbac.sealing import SealBroken
 
-from ..client import RegistryClient, ReplicationError
+from ..client import AuthError, RegistryClient, ReplicationError
 from ..models import RegistryEndpoint
 
 
 def client_for(endpoint: RegistryEndpoint) -> RegistryClient:
+    try:
+        password = endpoint.secret
+    except SealBroken:
+        raise AuthError(
+            f"the stored password of registry {endpoint.name!r} cannot be opened (SECRET_KEY "
+            "changed?): set it again"
+        ) from None
     return RegistryClient(
-        endpoint.url,
-        username=endpoint.username,
-        password=endpoint.password,
-        verify_tls=endpoint.verify_tls,
+        endpoint.url, username=endpoint.username, password=password, verify_tls=endpoint.verify_tls
     )
 
 

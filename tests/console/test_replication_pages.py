@@ -53,7 +53,7 @@ def test_a_registry_endpoint_is_created_edited_and_its_password_never_shown(admi
     )
     assert created.status_code == 302
     endpoint = RegistryEndpoint.objects.get()
-    assert (endpoint.url, endpoint.username, endpoint.password) == (DEAD_URL, "bot", "S3cret-pw")
+    assert (endpoint.url, endpoint.username, endpoint.secret) == (DEAD_URL, "bot", "S3cret-pw")
     assert endpoint.verify_tls is False  # the box was not ticked
     assert entries("create", "registry:remote")
 
@@ -72,7 +72,7 @@ def test_a_registry_endpoint_is_created_edited_and_its_password_never_shown(admi
     )
     assert kept.status_code == 302
     endpoint.refresh_from_db()
-    assert (endpoint.name, endpoint.password, endpoint.verify_tls) == ("remote2", "S3cret-pw", True)
+    assert (endpoint.name, endpoint.secret, endpoint.verify_tls) == ("remote2", "S3cret-pw", True)
     assert entries("update", "registry:remote2")
 
 

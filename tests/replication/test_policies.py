@@ -47,7 +47,7 @@ def test_endpoint_lifecycle_is_audited() -> None:
     assert (created.name, created.url, created.verify_tls) == (name, "http://127.0.0.1:5000", True)
     endpoint_update(endpoint=created, verify_tls=False, actor=ACTOR)
     created.refresh_from_db()
-    assert created.verify_tls is False and created.password == "p"  # None kept the password
+    assert created.verify_tls is False and created.secret == "p"  # None kept the password
     endpoint_delete(endpoint=created, actor=ACTOR)
     assert not RegistryEndpoint.objects.filter(pk=created.pk).exists()
     actions = AuditEntry.objects.filter(resource=f"registry:{name}").values_list(
