@@ -331,6 +331,9 @@ class RetentionRun(models.Model):
     log = models.TextField(blank=True)
     actor = models.CharField(max_length=255, default="system")
     actor_source = models.CharField(max_length=255, blank=True)
+    # Written when the run starts and after each repository; a running run whose heartbeat
+    # is old lost its worker and is marked failed (retention.retention_fail_stalled).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"retention run {self.pk} ({self.status})"

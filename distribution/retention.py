@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
@@ -256,8 +257,9 @@ def retention_run_execute(
     run delivered twice, or already finished, is left alone.  A failure is
     recorded on the run (not raised).
     """
+    now = timezone.now()
     claimed = RetentionRun.objects.filter(pk=run_id, status=RetentionStatus.PENDING).update(
-        status=RetentionStatus.RUNNING, started_at=timezone.now()
+        status=RetentionStatus.RUNNING, started_at=now, heartbeat_at=now
     )
     run = RetentionRun.objects.select_related("policy__project").filter(pk=run_id).first()
     if not claimed or run is None:
@@ -294,6 +296,8 @@ def retention_run(
 
 
 _COUNTERS = ["retained", "deleted", "manifests_deleted"]
+# A running run not heard from for this long lost its worker (see retention_fail_stalled).
+STALL_AFTER = timedelta(minutes=15)
 
 
 def _execute(run: RetentionRun, actor: Actor, progress: Callable[[str], None] | None) -> None:
@@ -329,7 +333,8 @@ def _execute(run: RetentionRun, actor: Actor, progress: Callable[[str], None] | 
                 run.deleted += len(decision.deleted)
                 run.manifests_deleted += len(decision.manifests)
                 run.log = "\n".join(lines)
-                run.save(update_fields=[*_COUNTERS, "log"])
+                run.heartbeat_at = timezone.now()
+                run.save(update_fields=[*_COUNTERS, "log", "heartbeat_at"])
         run.status = RetentionStatus.SUCCEEDED
     except Exception as error:  # recorded on the run, then re-raised for the caller's log
         say(f"failed: {type(error).__name__}: {error}")
@@ -387,6 +392,7 @@ def retention_scheduled(*, now: datetime | None = None) -> list[RetentionRun]:
     or a late and an early tick, cannot run it twice.  The runs are handed to
     workers (``retention_start``), so one slow project does not hold up the others.
     """
+    retention_fail_stalled(now=now)
     minute = (now or timezone.now()).replace(second=0, microsecond=0)
     local = timezone.localtime(minute)
     runs = []
@@ -409,6 +415,25 @@ def retention_scheduled(*, now: datetime | None = None) -> list[RetentionRun]:
         except Exception:  # the other policies still start
             logger.exception("scheduled retention of project %s not started", policy.project.name)
     return runs
+
+
+def retention_fail_stalled(*, now: datetime | None = None) -> int:
+    """Mark failed the running runs whose worker has been silent for ``STALL_AFTER`` (it
+    died: nothing else will finish them); return how many.  What they deleted stays
+    recorded; the next run decides afresh."""
+    now = now or timezone.now()
+    cutoff = now - STALL_AFTER
+    return (
+        RetentionRun.objects.filter(status=RetentionStatus.RUNNING)
+        .filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
+        .update(
+            status=RetentionStatus.FAILED,
+            finished_at=now,
+            log=Concat(
+                "log", Value(f"\nstalled: no word from its worker for {STALL_AFTER}; failed")
+            ),
+        )
+    )
 
 
 def retention_policy_get(*, project: Project) -> RetentionPolicy | None:

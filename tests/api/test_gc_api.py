@@ -105,7 +105,7 @@ def test_a_run_started_over_the_api_collects_on_the_worker(registry, gc_worker) 
 
 @pytest.fixture
 def redisless(registry: LiveServer, tmp_path: Path) -> Iterator[LiveServer]:
-    """A server on the test database without Redis: nothing consumes a Celery queue."""
+    """A server on the test database without Redis: its own worker reads the filesystem queue."""
     server = start_server(tmp_path / "redisless", env={"REDIS_URL": ""}, workers=1)
     try:
         yield server

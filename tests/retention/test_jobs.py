@@ -1,4 +1,4 @@
-"""Retention runs on a real Celery worker (Redis), and without Redis in the server process."""
+"""Retention runs on a real Celery worker (Redis), and without Redis on the server's own worker."""
 
 from __future__ import annotations
 
@@ -180,3 +180,33 @@ def test_without_redis_the_server_runs_retention_itself(redisless, team) -> None
     done = finished_run(redisless, started.headers["Location"])
     assert (done["status"], done["deleted"]) == ("succeeded", 1)
     assert tags_of(redisless, "team/app") == ["b"]
+
+
+def test_a_run_whose_worker_went_silent_is_failed_by_the_minute_check(db) -> None:
+    project = Project.objects.create(name="stall", public=False)
+    policy = retention_policy_set(project=project, actor=SYSTEM, **KEEP_NEWEST)
+    now = timezone.now()
+    silent = RetentionRun.objects.create(
+        policy=policy,
+        status="running",
+        started_at=now - timedelta(hours=1),
+        heartbeat_at=now - timedelta(minutes=16),
+        log="retention of project stall",
+    )
+    never = RetentionRun.objects.create(
+        policy=policy, status="running", started_at=now - timedelta(minutes=20)
+    )
+    alive = RetentionRun.objects.create(
+        policy=policy,
+        status="running",
+        started_at=now - timedelta(hours=2),
+        heartbeat_at=now - timedelta(minutes=1),
+    )
+    retention_scheduled(now=now)
+    for run in (silent, never):
+        run.refresh_from_db()
+        assert run.status == "failed" and run.finished_at == now
+        assert "stalled: no word from its worker" in run.log
+    assert silent.log.startswith("retention of project stall\n")
+    alive.refresh_from_db()
+    assert alive.status == "running"
