@@ -77,24 +77,15 @@ def endpoint_create(
     actor: Actor,
 ) -> RegistryEndpoint:
     """Record a remote registry (EndpointInvalid, EndpointExists)."""
-    endpoint = RegistryEndpoint(
-        name=_check_name(name, EndpointInvalid),
-        url=_check_url(url),
+    endpoint = endpoint_apply(
+        endpoint=RegistryEndpoint(),
+        name=name,
+        url=url,
         username=username,
+        password=password,
         verify_tls=verify_tls,
     )
-    endpoint.set_password(password)
-    with transaction.atomic():
-        if RegistryEndpoint.objects.filter(name=endpoint.name).exists():
-            raise EndpointExists(f"name: a registry named {endpoint.name!r} exists")
-        endpoint.save()
-        audit_record(
-            actor=actor,
-            action="create",
-            resource=f"registry:{endpoint.name}",
-            detail={"url": endpoint.url},
-        )
-    return endpoint
+    return _endpoint_save(endpoint, actor=actor, action="create")
 
 
 def endpoint_update(
@@ -116,13 +107,18 @@ def endpoint_update(
         password=password,
         verify_tls=verify_tls,
     )
+    return _endpoint_save(endpoint, actor=actor, action="update")
+
+
+def _endpoint_save(endpoint: RegistryEndpoint, *, actor: Actor, action: str) -> RegistryEndpoint:
+    """Save a checked endpoint whose name no other has (EndpointExists), audited."""
     with transaction.atomic():
         if RegistryEndpoint.objects.filter(name=endpoint.name).exclude(pk=endpoint.pk).exists():
             raise EndpointExists(f"name: a registry named {endpoint.name!r} exists")
         endpoint.save()
         audit_record(
             actor=actor,
-            action="update",
+            action=action,
             resource=f"registry:{endpoint.name}",
             detail={"url": endpoint.url},
         )
