@@ -224,11 +224,8 @@ def policy_new_page(request: HttpRequest) -> HttpResponse:
         }
     )
     if request.method == "POST":
-        form = Form(_policy_values(request.POST))
-        form.values["endpoint"] = request.POST.get("endpoint", "")
-        endpoint = _chosen_endpoint(request.POST, form)
+        form, endpoint, values = _posted_policy(request)
         if endpoint is not None:
-            values = {k: v for k, v in form.values.items() if k != "endpoint"}
             try:
                 policy = policy_create(endpoint=endpoint, **values, actor=actor_of(request))
             except (PolicyInvalid, PolicyExists) as error:
@@ -237,6 +234,16 @@ def policy_new_page(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Replication policy {policy.name} was created.")
                 return redirect("console:replication_policy", policy_id=policy.pk)
     return _policy_form(request, can, form, policy=None)
+
+
+def _posted_policy(request: HttpRequest) -> tuple[Form, RegistryEndpoint | None, dict]:
+    """The policy form as posted, the endpoint it names (None: refused on the form), and
+    the values for the services."""
+    form = Form(_policy_values(request.POST))
+    form.values["endpoint"] = request.POST.get("endpoint", "")
+    endpoint = _chosen_endpoint(request.POST, form)
+    values = {k: v for k, v in form.values.items() if k != "endpoint"}
+    return form, endpoint, values
 
 
 @console_page("GET", "POST")
@@ -248,11 +255,8 @@ def policy_edit_page(request: HttpRequest, policy_id: int) -> HttpResponse:
     stored = {key: getattr(policy, key) for key in _policy_values(QueryDict())}
     form = Form({**stored, "endpoint": str(policy.endpoint_id)})
     if request.method == "POST":
-        form = Form(_policy_values(request.POST))
-        form.values["endpoint"] = request.POST.get("endpoint", "")
-        endpoint = _chosen_endpoint(request.POST, form)
+        form, endpoint, values = _posted_policy(request)
         if endpoint is not None:
-            values = {k: v for k, v in form.values.items() if k != "endpoint"}
             try:
                 policy_update(policy=policy, endpoint=endpoint, **values, actor=actor_of(request))
             except (PolicyInvalid, PolicyExists) as error:
