@@ -13,7 +13,10 @@ NAME = r"(?P<name>[^?#]+?)"
 
 
 def registry_patterns(
-    *, manifest: type[View] = views.ManifestView, blob: type[View] = views.BlobView
+    *,
+    manifest: type[View] = views.ManifestView,
+    blob: type[View] = views.BlobView,
+    referrers: type[View] = views.ReferrersView,
 ) -> list[URLPattern]:
     """The routes, with other views for manifests and blobs where an app above needs them."""
     return [
@@ -24,7 +27,7 @@ def registry_patterns(
         re_path(rf"^v2/{NAME}/blobs/uploads/?$", views.UploadStartView.as_view()),
         re_path(rf"^v2/{NAME}/blobs/uploads/(?P<upload_id>[^/]+)$", views.UploadView.as_view()),
         re_path(rf"^v2/{NAME}/blobs/(?P<digest>[^/]+)$", blob.as_view()),
-        re_path(rf"^v2/{NAME}/referrers/(?P<digest>[^/]+)$", views.ReferrersView.as_view()),
+        re_path(rf"^v2/{NAME}/referrers/(?P<digest>[^/]+)$", referrers.as_view()),
         re_path(r"^v2/(?P<rest>.*)$", views.UnknownRouteView.as_view()),
     ]
 

@@ -130,6 +130,38 @@ def manifest_fetch(upstream: Upstream, *, name: str, reference: str) -> Manifest
     return manifest
 
 
+def referrers_read(upstream: Upstream, *, name: str, digest: str) -> None:
+    """Bring the upstream's referrers of ``digest`` (signatures, SBOMs) into the cache.
+
+    Asked again after the TTL, as a tag is; when the upstream cannot answer, the
+    referrers cached so far are what the client gets.
+    """
+    key = _fresh_key(name, f"referrers:{digest}")
+    if cache.get(key):
+        return
+    try:
+        found = upstream.client.referrers(upstream.repository, digest)
+        have = set(
+            Manifest.objects.filter(repository__name=name, digest__in=found).values_list(
+                "digest", flat=True
+            )
+        )
+        for referrer in found:
+            if referrer not in have:
+                manifest_fetch(upstream, name=name, reference=referrer)
+    except ReplicationError as error:
+        logger.warning(
+            "proxy cache: referrers of %s@%s from %s: %s",
+            name,
+            digest,
+            upstream.endpoint_name,
+            error,
+        )
+        _mark_fresh(name, f"referrers:{digest}", RETRY_UPSTREAM_AFTER)
+        return
+    _mark_fresh(name, f"referrers:{digest}", settings.HARBORPY_PROXY_MANIFEST_TTL)
+
+
 def _local_manifest(
     name: str, reference: str, accept: list[str], with_body: bool
 ) -> Manifest | None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 
 from distribution import selectors
+from distribution.grammar import check_digest
 from distribution.models import Manifest
-from distribution.views import BlobView, ManifestView
+from distribution.views import BlobView, ManifestView, ReferrersView
 
-from .services import BlobFill, blob_local, blob_size, manifest_read
+from .services import BlobFill, blob_local, blob_size, manifest_read, referrers_read
 from .upstream import upstream_for
 
 
@@ -49,3 +50,12 @@ class ProxyBlobView(BlobView):
             response["Content-Length"] = str(fill.size)
         response["Docker-Content-Digest"] = digest
         return response
+
+
+class ProxyReferrersView(ReferrersView):
+    def get(self, request, name: str, digest: str) -> HttpResponse:
+        upstream = upstream_for(name)
+        if upstream is not None:
+            check_digest(digest)
+            referrers_read(upstream, name=name, digest=digest)
+        return super().get(request, name, digest)

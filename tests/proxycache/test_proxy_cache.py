@@ -32,6 +32,7 @@ from tests.distribution.helpers import (
     make_config,
     make_image_manifest,
     push_accepted,
+    push_artifact,
     push_image,
     push_image_blobs,
     push_index,
@@ -223,6 +224,32 @@ def test_an_index_is_cached_with_all_its_children(
         answer = get_manifest(proxy, name, child.digest, auth=None)
         assert answer.status_code == 200, answer.text
         assert digest_of(answer.content) == child.digest
+
+
+def test_referrers_come_through_the_cache(proxy: LiveServer, client_registry: LiveServer) -> None:
+    upstream_name = unique("test/signed")
+    image = push_image(client_registry, upstream_name, "v1")
+    signature = push_artifact(
+        client_registry,
+        upstream_name,
+        None,
+        artifact_type="application/vnd.example.signature",
+        subject=image,
+    )
+    project, _ = proxy_project(proxy, client_registry.url)
+    name = f"{project}/{upstream_name}"
+
+    listed = authed.get(f"{proxy.url}/v2/{name}/referrers/{image.digest}")
+    assert listed.status_code == 200, listed.text
+    assert [m["digest"] for m in listed.json()["manifests"]] == [signature.digest]
+    cached = Manifest.objects.get(repository__name=name, digest=signature.digest)
+    assert cached.subject_digest == image.digest
+    answer = get_manifest(proxy, name, signature.digest)
+    assert digest_of(answer.content) == signature.digest
+    for digest in signature.blobs:  # its blobs come through the cache as any others
+        get_blob(proxy, name, digest)
+    bad = authed.get(f"{proxy.url}/v2/{name}/referrers/not-a-digest")
+    assert bad.status_code == 400
 
 
 def test_pushes_to_a_proxy_cache_are_refused(
