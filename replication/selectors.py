@@ -10,13 +10,24 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from distribution.models import Label
+from projects.models import Project
 
 from .models import Execution, RegistryEndpoint, ReplicationPolicy, Status, Task
 
 
 def endpoint_list() -> QuerySet[RegistryEndpoint]:
-    """Every endpoint by name, with ``policy_count``: how many policies use it."""
-    return RegistryEndpoint.objects.annotate(policy_count=Count("policies")).order_by("name")
+    """Every endpoint by name, with ``policy_count`` (how many policies use it) and
+    ``cache_count`` (how many proxy-cache projects pull from it)."""
+    caches = (
+        Project.objects.filter(registry_id=OuterRef("pk"))
+        .order_by()
+        .values("registry_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return RegistryEndpoint.objects.annotate(
+        policy_count=Count("policies"), cache_count=Coalesce(Subquery(caches), 0)
+    ).order_by("name")
 
 
 def endpoint_get(*, endpoint_id: int) -> RegistryEndpoint | None:

@@ -34,6 +34,9 @@ def test_an_admin_creates_a_proxy_cache_project_in_the_console(admin_client) -> 
     assert 'badge proxy">proxy cache' in listing
     settings = admin_client.get("/projects/hubcache/settings/").content.decode()
     assert "This project caches <strong>hub-mirror</strong>" in settings
+    registries = admin_client.get("/administration/registries/").content.decode()
+    row = registries.split('data-endpoint="hub-mirror"')[1].split("</tr>")[0]
+    assert '0 policies, <span class="cache-count">1 proxy cache</span>' in row
 
     unknown = admin_client.post("/projects/", {"name": "other", "registry_id": "999999"})
     assert unknown.status_code == 302
