@@ -8,6 +8,7 @@ COPY distribution ./distribution
 COPY projects ./projects
 COPY rbac ./rbac
 COPY replication ./replication
+COPY proxycache ./proxycache
 COPY audit ./audit
 COPY api ./api
 COPY console ./console

@@ -209,6 +209,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(DATA_DIR / "queue"),
         "data_folder_out": str(DATA_DIR / "queue"),
         "processed_folder": str(DATA_DIR / "queue-done"),
+        # kombu's exchange files: its default is ./control, wherever the process started
+        "control_folder": str(DATA_DIR / "queue-control"),
         "store_processed": False,
     }
 )

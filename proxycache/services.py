@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from django.conf import settings
 from django.core.cache import cache
@@ -273,8 +273,22 @@ class BlobFill:
         self._queue: queue.Queue[bytes | None] = queue.Queue(FILL_QUEUE)
         self._failed = threading.Event()
         self._thread = threading.Thread(target=self._store, name=f"fill {digest[:19]}", daemon=True)
+        self._started = False
+        self._stream: Generator[bytes, None, None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
+        self._stream = self._flow()
+        return self._stream
+
+    def close(self) -> None:
+        """Called by the server when it is done with the response, read to the end or not."""
+        if self._started and self._stream is not None:
+            self._stream.close()  # its finally: abandon or finish the store
+        else:  # the body was never read: let go of the upstream's connection
+            self._response.__exit__(None, None, None)
+
+    def _flow(self) -> Generator[bytes, None, None]:
+        self._started = True
         self._thread.start()
         finished = False
         try:

@@ -45,7 +45,8 @@ class ProxyBlobView(BlobView):
         if upstream is None or blob_local(name=name, digest=digest):
             return super().get(request, name, digest)
         fill = BlobFill(upstream, name=name, digest=digest)
-        response = StreamingHttpResponse(iter(fill), content_type="application/octet-stream")
+        # The fill itself, not an iterator of it: the server calls its close() when done.
+        response = StreamingHttpResponse(fill, content_type="application/octet-stream")
         if fill.size >= 0:
             response["Content-Length"] = str(fill.size)
         response["Docker-Content-Digest"] = digest

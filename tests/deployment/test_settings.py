@@ -94,3 +94,16 @@ def test_every_setting_is_documented() -> None:
     )
     missing = sorted(name for name in read if f"`{name}`" not in text)
     assert not missing, f"undocumented settings: {missing}"
+
+
+def test_the_image_copies_every_package_the_project_installs() -> None:
+    """The Dockerfile copies the apps one by one: a new app must be among them."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    packages = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (root / "Dockerfile").read_text(), re.M))
+    assert {p.rstrip("*") for p in packages} <= copied

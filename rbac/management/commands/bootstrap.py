@@ -26,7 +26,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         signing_key()  # generated into the data folder on first start
         queue_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-        for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
             if key in queue_options:  # the filesystem broker needs its folders to exist
                 os.makedirs(str(queue_options[key]), exist_ok=True)
         generated = admin_bootstrap(password=settings.HARBORPY_ADMIN_PASSWORD)
