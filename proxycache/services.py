@@ -35,11 +35,12 @@ from distribution.exceptions import (
     BlobUnknown,
     ManifestUnknown,
     NameUnknown,
+    RegistryError,
     Unavailable,
 )
 from distribution.grammar import is_digest
 from distribution.manifests import INDEX_TYPES, parse_manifest
-from distribution.models import Blob, BlobState, Manifest, Repository, Tag
+from distribution.models import Blob, BlobState, Manifest, Repository, RepositoryBlob, Tag
 from distribution.services.manifests import manifest_put
 from distribution.services.repositories import blob_link, cache_fill, repository_for_push
 from distribution.services.uploads import upload_monolithic
@@ -75,7 +76,7 @@ def manifest_read(
                     "manifest unknown: the upstream registry no longer has this tag",
                     detail={"reference": reference},
                 )
-            if current == _tag_digest(name, reference):
+            if current and current == _tag_digest(name, reference):  # "": no digest given
                 _mark_fresh(name, reference, settings.HARBORPY_PROXY_MANIFEST_TTL)
                 return local
         manifest_fetch(upstream, name=name, reference=reference)
@@ -90,6 +91,13 @@ def manifest_read(
         return _stale_or(local, name, reference, upstream, error)
     except ReplicationError as error:  # unreachable, timed out, 5xx
         return _stale_or(local, name, reference, upstream, error)
+    except (ManifestUnknown, NameUnknown):
+        raise
+    except RegistryError as error:  # storing the new one failed here (quota, immutable tag)
+        if local is None:
+            raise
+        logger.warning("proxy cache: keeping the cached %s:%s: %s", name, reference, error)
+        return local
     if not is_digest(reference):
         _mark_fresh(name, reference, settings.HARBORPY_PROXY_MANIFEST_TTL)
     return selectors.manifest_get(
@@ -111,8 +119,8 @@ def manifest_fetch(upstream: Upstream, *, name: str, reference: str) -> Manifest
             if child.digest not in have:
                 manifest_fetch(upstream, name=name, reference=child.digest)
     with cache_fill(), transaction.atomic():
-        repository = repository_for_push(name)
-        _link_stored(repository, [d.digest for d in parsed.blobs if not d.urls])
+        # Blobs stored for other repositories are not linked here: only a read of the blob,
+        # once the upstream confirms it has it, may do that (blob_local).
         manifest = manifest_put(
             repository_name=name,
             reference=reference,
@@ -127,6 +135,11 @@ def manifest_fetch(upstream: Upstream, *, name: str, reference: str) -> Manifest
             [AbsentBlob(manifest=manifest, digest=digest) for digest in absent],
             ignore_conflicts=True,
         )
+    if absent:
+        # A fill may have stored one of them while this transaction was open, and looked
+        # for waiting manifests before these rows were visible: attach what is here now.
+        with transaction.atomic():
+            _attach(manifest.repository, absent)
     return manifest
 
 
@@ -140,15 +153,19 @@ def referrers_read(upstream: Upstream, *, name: str, digest: str) -> None:
     if cache.get(key):
         return
     try:
-        found = upstream.client.referrers(upstream.repository, digest)
+        found = [d for d in upstream.client.referrers(upstream.repository, digest) if is_digest(d)]
         have = set(
             Manifest.objects.filter(repository__name=name, digest__in=found).values_list(
                 "digest", flat=True
             )
         )
         for referrer in found:
-            if referrer not in have:
+            if referrer in have:
+                continue
+            try:
                 manifest_fetch(upstream, name=name, reference=referrer)
+            except RegistryError as error:  # this one cannot be stored: the others still
+                logger.warning("proxy cache: referrer %s of %s: %s", referrer, digest, error)
     except ReplicationError as error:
         logger.warning(
             "proxy cache: referrers of %s@%s from %s: %s",
@@ -217,11 +234,13 @@ def _stale_or(
 # --- blobs ---------------------------------------------------------------------------------
 
 
-def blob_local(*, name: str, digest: str) -> bool:
+def blob_local(upstream: Upstream, *, name: str, digest: str) -> bool:
     """Whether repository ``name`` can serve blob ``digest`` from here.
 
     A blob stored for another repository (of any project) is linked into this
-    one on the way, so a layer is fetched from the upstream once per registry.
+    one on the way, so a layer is fetched from the upstream once per registry;
+    but only once the upstream says it has that blob too: otherwise anyone who
+    may pull from the cache could read any project's blob by its digest.
     """
     try:
         selectors.blob_get(repository_name=name, digest=digest)
@@ -235,6 +254,11 @@ def blob_local(*, name: str, digest: str) -> bool:
     )
     if size is None:
         return False
+    try:
+        if upstream.client.blob_size(upstream.repository, digest) is None:
+            return False  # the upstream has no such blob: neither does this repository
+    except ReplicationError:
+        return False  # cannot tell: the fill will answer 503, as for any miss now
     with cache_fill(), transaction.atomic():
         repository = repository_for_push(name)
         return bool(_link_stored(repository, [digest]))
@@ -348,30 +372,45 @@ def absent_arrived(*, name: str, digest: str) -> None:
 
 
 def _link_stored(repository: Repository, digests: list[str]) -> list[str]:
-    """Link the blobs among ``digests`` stored here already into ``repository``, and attach
-    them to its manifests that wait for them.  Returns the digests linked."""
+    """Link the blobs among ``digests`` stored here already into ``repository`` (within its
+    quota), and attach them to its manifests that wait for them.  Returns those linked.
+
+    The caller has made sure the repository may have them: it fetched them for it, or the
+    upstream confirmed it has them (blob_local)."""
     stored = dict(
         Blob.objects.filter(
             digest__in=digests, state__in=[BlobState.ACTIVE, BlobState.MARKED]
         ).values_list("digest", "size")
     )
-    linked = []
-    for digest, size in stored.items():
-        blob = blob_link(repository=repository, digest=digest, size=size)
-        if blob is None:
-            continue
-        linked.append(digest)
-        waiting = AbsentBlob.objects.filter(manifest__repository=repository, digest=digest)
-        through = Manifest.blobs.through
-        through.objects.bulk_create(
-            [
-                through(manifest_id=m, blob_id=blob.pk)
-                for m in waiting.values_list("manifest_id", flat=True)
-            ],
-            ignore_conflicts=True,
-        )
-        waiting.delete()
+    linked = [
+        digest
+        for digest, size in stored.items()
+        if blob_link(repository=repository, digest=digest, size=size) is not None
+    ]
+    _attach(repository, linked)
     return linked
+
+
+def _attach(repository: Repository, digests: list[str]) -> None:
+    """Attach the blobs among ``digests`` that ``repository`` holds to its cached manifests
+    that wait for them (their AbsentBlob rows go)."""
+    held = dict(
+        RepositoryBlob.objects.filter(repository=repository, blob__digest__in=digests).values_list(
+            "blob__digest", "blob_id"
+        )
+    )
+    if not held:
+        return
+    waiting = AbsentBlob.objects.filter(manifest__repository=repository, digest__in=list(held))
+    through = Manifest.blobs.through
+    through.objects.bulk_create(
+        [
+            through(manifest_id=m, blob_id=held[d])
+            for m, d in waiting.values_list("manifest_id", "digest")
+        ],
+        ignore_conflicts=True,
+    )
+    waiting.delete()
 
 
 def _unavailable(upstream: Upstream, digest: str, error: Exception) -> Unavailable:

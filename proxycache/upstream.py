@@ -22,6 +22,7 @@ from replication.services import client_for
 # How long the process trusts what it read about a project (proxy cache or not).
 PROJECT_TTL = 10.0
 MAX_PROJECTS = 10_000
+MAX_CLIENTS = 100
 # Registries that keep official images under library/ while clients name them bare.
 DOCKER_HUB_HOSTS = {
     "docker.io",
@@ -36,10 +37,18 @@ class Upstream:
     """A repository of a proxy-cache project and where its content comes from."""
 
     project: str
-    endpoint_id: int
-    endpoint_name: str
-    client: RegistryClient
+    endpoint: RegistryEndpoint
     repository: str  # the name upstream
+
+    @property
+    def endpoint_name(self) -> str:
+        return self.endpoint.name
+
+    @property
+    def client(self) -> RegistryClient:
+        """The endpoint's client, made on first use: ReplicationError (AuthError) when its
+        password cannot be opened, which the callers treat as an upstream that is down."""
+        return _client(self.endpoint)
 
 
 _projects: dict[str, tuple[float, RegistryEndpoint | None]] = {}
@@ -56,11 +65,7 @@ def upstream_for(name: str) -> Upstream | None:
     if endpoint is None:
         return None
     return Upstream(
-        project=project,
-        endpoint_id=endpoint.pk,
-        endpoint_name=endpoint.name,
-        client=_client(endpoint),
-        repository=upstream_repository(endpoint.url, rest),
+        project=project, endpoint=endpoint, repository=upstream_repository(endpoint.url, rest)
     )
 
 
@@ -102,5 +107,7 @@ def _client(endpoint: RegistryEndpoint) -> RegistryClient:
     with _lock:
         client = _clients.get(key)
         if client is None:
+            if len(_clients) >= MAX_CLIENTS:  # endpoints changed many times: start afresh
+                _clients.clear()
             client = _clients[key] = client_for(endpoint)
         return client

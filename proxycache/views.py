@@ -33,7 +33,7 @@ class ProxyManifestView(ManifestView):
 class ProxyBlobView(BlobView):
     def head(self, request, name: str, digest: str) -> HttpResponse:
         upstream = upstream_for(name)
-        if upstream is None or blob_local(name=name, digest=digest):
+        if upstream is None or blob_local(upstream, name=name, digest=digest):
             return super().head(request, name, digest)
         response = HttpResponse(content_type="application/octet-stream")
         response["Content-Length"] = str(blob_size(upstream, digest=digest))
@@ -42,7 +42,7 @@ class ProxyBlobView(BlobView):
 
     def get(self, request, name: str, digest: str) -> HttpResponseBase:
         upstream = upstream_for(name)
-        if upstream is None or blob_local(name=name, digest=digest):
+        if upstream is None or blob_local(upstream, name=name, digest=digest):
             return super().get(request, name, digest)
         fill = BlobFill(upstream, name=name, digest=digest)
         # The fill itself, not an iterator of it: the server calls its close() when done.

@@ -375,7 +375,8 @@ class RegistryClient:
     # --- reads of a pull-through cache: pull scope only -----------------------------------
 
     def manifest_head(self, repository: str, reference: str) -> str | None:
-        """The digest ``reference`` names upstream (a HEAD, pull scope), None if it has none."""
+        """The digest ``reference`` names upstream (a HEAD, pull scope); None if it has no such
+        manifest, "" if it answered without a digest."""
         response = self.request(
             "HEAD",
             f"/v2/{repository}/manifests/{reference}",
@@ -386,7 +387,7 @@ class RegistryClient:
         response.close()
         if response.status_code == 404:
             return None
-        return response.headers.get("Docker-Content-Digest")
+        return response.headers.get("Docker-Content-Digest", "")  # "": it did not say
 
     def blob_size(self, repository: str, digest: str) -> int | None:
         """The size of a blob upstream (a HEAD, pull scope), None if it has none."""

@@ -188,12 +188,19 @@ def _pull_through_then_upstream_down(proxy: LiveServer, url: str, process) -> No
 def test_a_tag_is_rechecked_after_the_ttl(proxy: LiveServer, client_registry: LiveServer) -> None:
     upstream_name = unique("test/moving")
     first = push_image(client_registry, upstream_name, "latest")
+    second = push_image(client_registry, upstream_name, "next")
     project, _ = proxy_project(proxy, client_registry.url)
     name = f"{project}/{upstream_name}"
     assert get_manifest(proxy, name, "latest").headers["Docker-Content-Digest"] == first.digest
 
-    second = push_image(client_registry, upstream_name, "latest")
-    # Within the TTL the cached tag is served without asking the upstream.
+    # The upstream's tag moves (one manifest PUT: well within the TTL) ...
+    moved = authed.put(
+        f"{client_registry.url}/v2/{upstream_name}/manifests/latest",
+        data=second.body,
+        headers={"Content-Type": second.media_type},
+    )
+    assert moved.status_code == 201, moved.text
+    # ... and within the TTL the cached tag is served without asking the upstream.
     assert get_manifest(proxy, name, "latest").headers["Docker-Content-Digest"] == first.digest
     time.sleep(TTL + 0.5)
     assert get_manifest(proxy, name, "latest").headers["Docker-Content-Digest"] == second.digest
@@ -255,6 +262,27 @@ def test_referrers_come_through_the_cache(proxy: LiveServer, client_registry: Li
         get_blob(proxy, name, digest)
     bad = authed.get(f"{proxy.url}/v2/{name}/referrers/not-a-digest")
     assert bad.status_code == 400
+
+
+def test_a_cache_never_hands_out_another_projects_blob(
+    proxy: LiveServer, client_registry: LiveServer
+) -> None:
+    secret = push_image(proxy, "test/secret", "v1")  # stored here, in an ordinary project
+    Project.objects.filter(name="test").update(public=False)
+    upstream_name = unique("test/open")
+    shared = push_image(client_registry, upstream_name, "v1")
+    project, _ = proxy_project(proxy, client_registry.url, public=True)
+    name = f"{project}/{upstream_name}"
+
+    for digest in secret.blobs:  # the upstream has no such blob: nothing leaks
+        for method in ("GET", "HEAD"):
+            answer = authed.request(method, f"{proxy.url}/v2/{name}/blobs/{digest}", auth=None)
+            assert answer.status_code == 404, (method, answer.text)
+    assert not Blob.objects.filter(digest__in=secret.blobs, links__repository__name=name).exists()
+    # The cache's own content comes through as usual.
+    assert get_manifest(proxy, name, "v1", auth=None).status_code == 200
+    for digest in shared.blobs:
+        get_blob(proxy, name, digest, auth=None)
 
 
 def test_pushes_to_a_proxy_cache_are_refused(
