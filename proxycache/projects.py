@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
+
 from audit.services import Actor
 from projects.models import Project
 from rbac.bindings import project_create_owned
@@ -43,13 +45,15 @@ def proxy_project_create(
 
     As in Harbor, the link is set at creation and kept for the project's life.
     """
-    if not RegistryEndpoint.objects.filter(pk=registry_id).exists():
-        raise ProxyEndpointUnknown(f"registry endpoint {registry_id} does not exist")
-    return project_create_owned(
-        name=name,
-        public=public,
-        quota_bytes=quota_bytes,
-        owner=owner,
-        registry_id=registry_id,
-        actor=actor,
-    )
+    with transaction.atomic():
+        # Locked, so the endpoint cannot be deleted while its first project is created.
+        if RegistryEndpoint.objects.select_for_update().filter(pk=registry_id).first() is None:
+            raise ProxyEndpointUnknown(f"registry endpoint {registry_id} does not exist")
+        return project_create_owned(
+            name=name,
+            public=public,
+            quota_bytes=quota_bytes,
+            owner=owner,
+            registry_id=registry_id,
+            actor=actor,
+        )

@@ -25,7 +25,7 @@ class RegistryEndpoint(models.Model):
     name = models.CharField(max_length=128, unique=True)
     url = models.CharField(max_length=512)  # http(s)://host[:port]
     username = models.CharField(max_length=255, blank=True)
-    password = models.CharField(max_length=1024, blank=True)
+    password = models.TextField(blank=True)  # sealed: longer than the password given
     verify_tls = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

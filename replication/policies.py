@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
 from audit.services import Actor, audit_record
@@ -112,16 +112,20 @@ def endpoint_update(
 
 def _endpoint_save(endpoint: RegistryEndpoint, *, actor: Actor, action: str) -> RegistryEndpoint:
     """Save a checked endpoint whose name no other has (EndpointExists), audited."""
-    with transaction.atomic():
-        if RegistryEndpoint.objects.filter(name=endpoint.name).exclude(pk=endpoint.pk).exists():
-            raise EndpointExists(f"name: a registry named {endpoint.name!r} exists")
-        endpoint.save()
-        audit_record(
-            actor=actor,
-            action=action,
-            resource=f"registry:{endpoint.name}",
-            detail={"url": endpoint.url},
-        )
+    taken = EndpointExists(f"name: a registry named {endpoint.name!r} exists")
+    try:
+        with transaction.atomic():
+            if RegistryEndpoint.objects.filter(name=endpoint.name).exclude(pk=endpoint.pk).exists():
+                raise taken
+            endpoint.save()
+            audit_record(
+                actor=actor,
+                action=action,
+                resource=f"registry:{endpoint.name}",
+                detail={"url": endpoint.url},
+            )
+    except IntegrityError:  # another request took the name in between
+        raise taken from None
     return endpoint
 
 
@@ -150,17 +154,19 @@ def endpoint_apply(
 
 def endpoint_delete(*, endpoint: RegistryEndpoint, actor: Actor) -> None:
     """Delete a remote registry no policy and no proxy-cache project uses (EndpointInUse
-    otherwise)."""
-    caches = list(
-        Project.objects.filter(registry_id=endpoint.pk).values_list("name", flat=True)[:5]
-    )
-    if caches:
-        raise EndpointInUse(
-            f"registry {endpoint.name!r} is the upstream of proxy-cache project(s) "
-            + ", ".join(caches)
-        )
+    otherwise).  The endpoint's row is locked first: a proxy-cache project being created
+    for it (proxycache.projects) locks it too, so one of the two waits for the other."""
     try:
         with transaction.atomic():
+            RegistryEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+            caches = list(
+                Project.objects.filter(registry_id=endpoint.pk).values_list("name", flat=True)[:5]
+            )
+            if caches:
+                raise EndpointInUse(
+                    f"registry {endpoint.name!r} is the upstream of proxy-cache project(s) "
+                    + ", ".join(caches)
+                )
             endpoint.delete()
             audit_record(actor=actor, action="delete", resource=f"registry:{endpoint.name}")
     except ProtectedError:

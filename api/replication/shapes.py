@@ -17,6 +17,7 @@ class CredentialSerializer(serializers.Serializer):
     access_secret = serializers.CharField(
         required=False,
         allow_blank=True,
+        max_length=4096,
         write_only=True,
         help_text="The password: write-only, never returned.",
     )

@@ -1,6 +1,6 @@
 """Registry endpoint passwords were stored as given; seal them (rbac.sealing)."""
 
-from django.db import migrations
+from django.db import migrations, models
 
 from rbac.sealing import seal
 
@@ -23,5 +23,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # A sealed password is longer than the one given: no length limit to overflow.
+        migrations.AlterField(
+            model_name="registryendpoint",
+            name="password",
+            field=models.TextField(blank=True),
+        ),
         migrations.RunPython(seal_passwords, migrations.RunPython.noop),
     ]

@@ -84,3 +84,11 @@ def test_an_execution_whose_password_cannot_be_opened_fails(db, settings) -> Non
     settings.SECRET_KEY = "another-key-entirely-" * 3
     done = execution_run(execution_id=execution.pk)
     assert done.status == "failed" and "set it again" in done.error
+
+
+def test_a_long_password_fits_once_sealed(db) -> None:
+    endpoint = endpoint_create(
+        name="long", url="http://127.0.0.1:9", username="u", password="p" * 1000, actor=SYSTEM
+    )
+    assert len(stored(endpoint)) > 1024
+    assert RegistryEndpoint.objects.get(pk=endpoint.pk).secret == "p" * 1000
