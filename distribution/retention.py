@@ -320,6 +320,7 @@ def _execute(run: RetentionRun, actor: Actor, progress: Callable[[str], None] | 
     say(f"retention of project {project.name}{' (dry run)' if dry_run else ''}")
     try:
         for repository in Repository.objects.filter(project=project).order_by("name"):
+            RetentionRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
             with transaction.atomic():
                 decision = retention_decide(
                     repository=repository, rules=policy.rules, now=timezone.now()
@@ -348,7 +349,14 @@ def _execute(run: RetentionRun, actor: Actor, progress: Callable[[str], None] | 
         )
         run.finished_at = timezone.now()
         run.log = "\n".join(lines)
-        run.save(update_fields=[*_COUNTERS, "log", "status", "finished_at"])
+        fields = {name: getattr(run, name) for name in [*_COUNTERS, "log", "finished_at"]}
+        # Only a run still running takes its outcome: one marked stalled meanwhile (its
+        # worker was silent too long) stays failed, with what it did noted.
+        if not RetentionRun.objects.filter(pk=run.pk, status=RetentionStatus.RUNNING).update(
+            status=run.status, **fields
+        ):
+            fields["log"] += "\nfinished after it was marked stalled"
+            RetentionRun.objects.filter(pk=run.pk).update(**fields)
 
 
 def _report(decision: Decision, say: Callable[[str], None]) -> None:

@@ -210,3 +210,20 @@ def test_a_run_whose_worker_went_silent_is_failed_by_the_minute_check(db) -> Non
     assert silent.log.startswith("retention of project stall\n")
     alive.refresh_from_db()
     assert alive.status == "running"
+
+
+def test_a_run_marked_stalled_stays_failed_when_its_worker_comes_back(db) -> None:
+    from distribution.retention import _execute
+
+    project = Project.objects.create(name="late", public=False)
+    policy = retention_policy_set(project=project, actor=SYSTEM, **KEEP_NEWEST)
+    run = RetentionRun.objects.create(policy=policy, status="running")
+    RetentionRun.objects.filter(pk=run.pk).update(status="failed")  # the minute check's mark
+    _execute(run, SYSTEM, None)  # the silent worker finishes after all
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.log.endswith("finished after it was marked stalled")
+    fresh = RetentionRun.objects.create(policy=policy, status="running")
+    _execute(fresh, SYSTEM, None)
+    fresh.refresh_from_db()
+    assert fresh.status == "succeeded" and "stalled" not in fresh.log
