@@ -18,6 +18,7 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,28 +76,57 @@ def serve(argv: list[str]) -> None:
         f"harborpy serving on http://{args.listen} (data in {os.environ['HARBORPY_DATA']})",
         flush=True,
     )
-    worker = embedded_worker()
+    worker = EmbeddedWorker.wanted()
     try:
         run_server(listen=args.listen, workers=args.workers, threads=args.threads)
     finally:
         if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            worker.stop()
 
 
-def embedded_worker() -> subprocess.Popen | None:
-    """The single node's job runner: a Celery worker with beat, when there is no Redis."""
-    wanted = os.environ.get("HARBORPY_EMBEDDED_WORKER", "true").strip().lower()
-    if os.environ.get("REDIS_URL") or wanted in ("0", "false", "no", "off"):
-        return None
-    schedule = os.path.join(os.environ["HARBORPY_DATA"], "celerybeat-schedule")
-    command = [sys.executable, "-m", "celery", "-A", "harborpy", "worker", "--beat"]
-    command += ["--schedule", schedule, "--pool", "threads", "--concurrency", "2"]
-    command += ["--loglevel", "WARNING", "--without-mingle", "--without-gossip"]
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+class EmbeddedWorker:
+    """The single node's job runner: a Celery worker with beat, when there is no Redis.
+
+    A watchdog thread starts it again if it exits while the server runs, so jobs
+    do not wait for ever behind a worker that died.
+    """
+
+    CHECK_EVERY = 5.0  # seconds between looks at the worker
+
+    def __init__(self) -> None:
+        schedule = os.path.join(os.environ["HARBORPY_DATA"], "celerybeat-schedule")
+        self.command = [sys.executable, "-m", "celery", "-A", "harborpy", "worker", "--beat"]
+        self.command += ["--schedule", schedule, "--pool", "threads", "--concurrency", "2"]
+        self.command += ["--loglevel", "WARNING", "--without-mingle", "--without-gossip"]
+        self.stopping = threading.Event()
+        self.process = self._spawn()
+        self.watchdog = threading.Thread(target=self._watch, name="worker-watchdog", daemon=True)
+        self.watchdog.start()
+
+    @classmethod
+    def wanted(cls) -> EmbeddedWorker | None:
+        wanted = os.environ.get("HARBORPY_EMBEDDED_WORKER", "true").strip().lower()
+        if os.environ.get("REDIS_URL") or wanted in ("0", "false", "no", "off"):
+            return None
+        return cls()
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(self.command, stdin=subprocess.DEVNULL)
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(self.CHECK_EVERY):
+            code = self.process.poll()
+            if code is not None and not self.stopping.is_set():
+                print(f"harborpy: the job worker exited ({code}); starting it again", flush=True)
+                self.process = self._spawn()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+# A run no worker has taken after this long is taken for lost (see gc_start).
+PENDING_LOST = timedelta(hours=1)
 Progress = Callable[[str], None]
 
 BATCH_SIZE = 1000
@@ -111,12 +113,21 @@ def gc_start(
     """Start a run now (the API, the console, the schedule): record it, hand it to a worker.
 
     Raises GCBusy when a run is pending or running.  A run left ``running`` by
-    a collector that died (nobody holds the collectors' lock) is marked failed
-    first, so it does not block new runs for ever.
+    a collector that died (nobody holds the collectors' lock), or ``pending`` for
+    longer than ``PENDING_LOST``, is marked failed first, so it does not block new
+    runs for ever.
     """
     active = (GCStatus.PENDING, GCStatus.RUNNING)
     try:
         with gc_start_lock():
+            now = timezone.now()
+            # A worker takes a run within seconds; one pending this long was lost (its
+            # message, or the worker that received it): it must not block every later run.
+            GCRun.objects.filter(status=GCStatus.PENDING, created_at__lt=now - PENDING_LOST).update(
+                status=GCStatus.FAILED,
+                finished_at=now,
+                log=Concat("log", Value("lost: no worker took it within an hour\n")),
+            )
             if GCRun.objects.filter(status=GCStatus.PENDING).exists():
                 raise GCBusy("a garbage collection is waiting to run")
             if GCRun.objects.filter(status=GCStatus.RUNNING).exists():

@@ -1,11 +1,13 @@
 """The quick start's single node runs background jobs itself: no Redis, no separate worker.
 
 ``harborpy serve`` without REDIS_URL starts a Celery worker (with beat) over the filesystem
-queue in its data folder, and stops it when it stops.
+queue in its data folder, starts it again if it dies, and stops it when it stops.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -68,7 +70,19 @@ def test_a_replication_runs_on_the_embedded_worker(tmp_path: Path, reference_reg
             auth=None,
         )
         assert digest_of(copied.content) == image.digest
-        assert celery_processes(data), "the worker runs beside the server"
+        first = celery_processes(data)
+        assert first, "the worker runs beside the server"
+
+        # A worker that dies is started again by the server's watchdog.
+        for pid in first:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            again = [p for p in celery_processes(data) if p not in first]
+            if again:
+                break
+            time.sleep(0.3)
+        assert again, "the worker was not started again"
     finally:
         server.stop()
     deadline = time.monotonic() + 30

@@ -270,3 +270,19 @@ def test_the_beat_task_starts_a_run_the_worker_carries_out(
         time.sleep(0.1)
     run = wait_finished(GCRun.objects.get().pk)
     assert (run.status, run.trigger) == (GCStatus.SUCCEEDED, "schedule")
+
+
+def test_a_run_no_worker_took_for_an_hour_does_not_block_the_next(db) -> None:
+    from django.utils import timezone
+
+    from distribution.exceptions import GCBusy
+    from distribution.gc import gc_start
+
+    lost = gc_enqueue()
+    with pytest.raises(GCBusy):  # pending a moment ago: it is waiting for a worker
+        gc_start()
+    GCRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=61))
+    started = gc_start()
+    lost.refresh_from_db()
+    assert lost.status == GCStatus.FAILED and "lost: no worker took it" in lost.log
+    assert started.status == GCStatus.PENDING and started.pk != lost.pk
