@@ -1,5 +1,5 @@
-"""Executions a person starts or stops (the console's buttons): the service call and its
-audit entry, in one transaction.  Scheduled and event-based runs call execution_start
+"""Executions a person starts or stops (the API, the console's buttons): the service call
+and its audit entry, in one transaction.  Scheduled and event-based runs call execution_start
 directly; nobody asked for them."""
 
 from __future__ import annotations

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from audit.services import audit_record
 from rbac.policy import System
 from rbac.roles import Act
 from replication.models import Execution
-from replication.services import execution_cancel, execution_start
+from replication.operations import execution_request, execution_stop
 
 from ..base import paginate
 from ..schema import PAGE_HEADERS, done, errors, listing, page_parameters
@@ -28,12 +24,7 @@ from .shapes import (
 )
 
 
-class ExecutionBase(ReplicationView):
-    def audit(self, action: str, resource: str, **detail: Any) -> None:
-        audit_record(actor=self.actor, action=action, resource=resource, detail=detail)
-
-
-class ExecutionListView(ExecutionBase):
+class ExecutionListView(ReplicationView):
     @extend_schema(
         operation_id="listReplicationExecutions",
         summary="List replication executions, newest first",
@@ -68,15 +59,13 @@ class ExecutionListView(ExecutionBase):
         body = ExecutionStartSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         policy = self.policy(body.validated_data["policy_id"])
-        with transaction.atomic():
-            execution = execution_start(policy=policy)  # PolicyDisabled: 400
-            self.audit("replicate", f"replication-policy:{policy.name}", execution=execution.pk)
+        execution = execution_request(policy=policy, actor=self.actor)  # PolicyDisabled: 400
         response = Response(execution_out(execution), status=201)
         response["Location"] = f"/api/v2.0/replication/executions/{execution.pk}"
         return response
 
 
-class ExecutionView(ExecutionBase):
+class ExecutionView(ReplicationView):
     @extend_schema(
         operation_id="getReplicationExecution",
         summary="Get a replication execution",
@@ -94,17 +83,11 @@ class ExecutionView(ExecutionBase):
     def put(self, request: Request, execution_id: int) -> Response:
         execution = self.execution(execution_id)
         self.require((System.REPLICATION, Act.UPDATE))
-        with transaction.atomic():
-            if execution_cancel(execution=execution):
-                self.audit(
-                    "stop",
-                    f"replication-policy:{execution.policy.name}",
-                    execution=execution.pk,
-                )
+        execution_stop(execution=execution, actor=self.actor)
         return Response(status=200)
 
 
-class TaskListView(ExecutionBase):
+class TaskListView(ReplicationView):
     @extend_schema(
         operation_id="listReplicationTasks",
         summary="List the tasks of a replication execution (one per tag)",
