@@ -86,10 +86,20 @@ def get_manifest(server: LiveServer, name: str, reference: str, auth=ADMIN) -> r
 
 
 def get_blob(server: LiveServer, name: str, digest: str, auth=ADMIN) -> bytes:
+    """A blob through the cache, once its fill (stored after the client has it) is done."""
     response = authed.get(f"{server.url}/v2/{name}/blobs/{digest}", auth=auth)
     assert response.status_code == 200, response.text
     assert digest_of(response.content) == digest
+    wait_for(lambda: cached(name, digest))
     return response.content
+
+
+def cached(name: str, digest: str) -> bool:
+    """Whether ``digest`` is stored in ``name`` and attached to the manifests that wait for it."""
+    return (
+        Blob.objects.filter(digest=digest, links__repository__name=name).exists()
+        and not AbsentBlob.objects.filter(digest=digest, manifest__repository__name=name).exists()
+    )
 
 
 @dataclass
