@@ -5,7 +5,8 @@ change).  A tag is served from the cache while it is fresh
 (``HARBORPY_PROXY_MANIFEST_TTL`` seconds since it was last confirmed); after
 that the upstream is asked with a HEAD (which registries with pull limits do
 not count), and the manifest fetched again only if the tag moved.  An index
-is stored with all its child manifests, fetched first.  When the upstream
+is stored at once; each child manifest is fetched when a client asks for it
+(``AbsentChild`` until then), as a client pulls one platform of many.  When the upstream
 cannot be reached, whatever is cached is served; when it says a tag is gone,
 the tag is gone here too (404), though its cached content stays until
 retention or garbage collection removes it.
@@ -14,8 +15,8 @@ Blobs: the first read streams the upstream's bytes to the client while they
 are stored (``BlobFill``), verified against the digest; a read that breaks
 off stores nothing.  Manifests are stored before their blobs: each blob not
 yet here is remembered (``AbsentBlob``) and attached to its manifests when it
-arrives, so garbage collection never takes a cached blob that a cached
-manifest needs.
+arrives (as a child manifest is to its indexes), so garbage collection never
+takes cached content that a cached manifest needs.
 """
 
 from __future__ import annotations
@@ -39,14 +40,13 @@ from distribution.exceptions import (
     Unavailable,
 )
 from distribution.grammar import is_digest
-from distribution.manifests import INDEX_TYPES, parse_manifest
 from distribution.models import Blob, BlobState, Manifest, Repository, RepositoryBlob, Tag
 from distribution.services.manifests import manifest_put
 from distribution.services.repositories import blob_link, cache_fill, repository_for_push
 from distribution.services.uploads import upload_monolithic
 from replication.client import AuthError, RemoteError, ReplicationError
 
-from .models import AbsentBlob
+from .models import AbsentBlob, AbsentChild
 from .upstream import Upstream
 
 logger = logging.getLogger(__name__)
@@ -106,18 +106,10 @@ def manifest_read(
 
 
 def manifest_fetch(upstream: Upstream, *, name: str, reference: str) -> Manifest:
-    """Fetch ``reference`` from the upstream and store it (an index after its children)."""
+    """Fetch ``reference`` from the upstream and store it, with what it refers to that is
+    not here yet remembered (blobs, an index's children), and attached to the indexes that
+    wait for it."""
     body, media_type = upstream.client.manifest_get(upstream.repository, reference)
-    parsed = parse_manifest(body, media_type)  # a digest reference is checked by manifest_put
-    if parsed.media_type in INDEX_TYPES:
-        have = set(
-            Manifest.objects.filter(
-                repository__name=name, digest__in=[c.digest for c in parsed.manifests]
-            ).values_list("digest", flat=True)
-        )
-        for child in parsed.manifests:
-            if child.digest not in have:
-                manifest_fetch(upstream, name=name, reference=child.digest)
     with cache_fill(), transaction.atomic():
         # Blobs stored for other repositories are not linked here: only a read of the blob,
         # once the upstream confirms it has it, may do that (blob_local).
@@ -127,19 +119,26 @@ def manifest_fetch(upstream: Upstream, *, name: str, reference: str) -> Manifest
             content_type=media_type,
             body=body,
             actor=CACHE_ACTOR,
-            absent_blobs=True,
+            absent_ok=True,
             replicated=True,  # a fill is no push: no replication events
         )
-        absent = getattr(manifest, "absent", [])
+        absent: list[str] = getattr(manifest, "absent", [])
+        absent_children: list[str] = getattr(manifest, "missing_children", [])
         AbsentBlob.objects.bulk_create(
             [AbsentBlob(manifest=manifest, digest=digest) for digest in absent],
             ignore_conflicts=True,
         )
-    if absent:
+        AbsentChild.objects.bulk_create(
+            [AbsentChild(index=manifest, digest=digest) for digest in absent_children],
+            ignore_conflicts=True,
+        )
+        _adopt(manifest.repository, [manifest.digest])
+    if absent or absent_children:
         # A fill may have stored one of them while this transaction was open, and looked
         # for waiting manifests before these rows were visible: attach what is here now.
         with transaction.atomic():
             _attach(manifest.repository, absent)
+            _adopt(manifest.repository, absent_children)
     return manifest
 
 
@@ -407,6 +406,31 @@ def _attach(repository: Repository, digests: list[str]) -> None:
         [
             through(manifest_id=m, blob_id=held[d])
             for m, d in waiting.values_list("manifest_id", "digest")
+        ],
+        ignore_conflicts=True,
+    )
+    waiting.delete()
+
+
+def _adopt(repository: Repository, digests: list[str]) -> None:
+    """Attach the manifests among ``digests`` that ``repository`` holds to its cached indexes
+    that wait for them as children (their AbsentChild rows go)."""
+    if not digests:
+        return
+    waiting = AbsentChild.objects.filter(index__repository=repository, digest__in=digests)
+    if not waiting.exists():
+        return
+    held = dict(
+        Manifest.objects.filter(repository=repository, digest__in=digests).values_list(
+            "digest", "pk"
+        )
+    )
+    waiting = waiting.filter(digest__in=list(held))
+    through = Manifest.children.through
+    through.objects.bulk_create(
+        [
+            through(from_manifest_id=i, to_manifest_id=held[d])
+            for i, d in waiting.values_list("index_id", "digest")
         ],
         ignore_conflicts=True,
     )

@@ -34,15 +34,16 @@ def manifest_put(
     content_type: str | None,
     body: bytes,
     actor: Actor = SYSTEM,
-    absent_blobs: bool = False,
+    absent_ok: bool = False,
     replicated: bool = False,
 ) -> Manifest:
     """Store a manifest under its digest, and under ``reference`` when that is a tag.
 
     Everything it refers to (config, layers, child manifests) must already be in
-    the repository; nothing is stored otherwise.  With ``absent_blobs`` (a proxy
-    cache storing a manifest whose blobs it fetches later) blobs may be missing:
-    the manifest refers to those present, and ``manifest.absent`` lists the
+    the repository; nothing is stored otherwise.  With ``absent_ok`` (a proxy
+    cache storing a manifest whose blobs and child manifests it fetches later)
+    they may be missing: the manifest refers to those present, and
+    ``manifest.absent`` (blobs) and ``manifest.missing_children`` list the
     others.  Pushing the same manifest again is harmless; pushing a tag again
     moves it, unless the tag is immutable (TagImmutable; the same manifest to an
     immutable tag is still accepted).  A tag that now names another artifact
@@ -64,8 +65,8 @@ def manifest_put(
     with transaction.atomic():
         repository = repository_for_push(repository_name)
         previous = None if tag is None else _check_tag_move(repository, tag, parsed.digest)
-        blobs, absent = _referenced_blobs(repository, parsed, absent_ok=absent_blobs)
-        children = _referenced_children(repository, parsed)
+        blobs, absent = _referenced_blobs(repository, parsed, absent_ok=absent_ok)
+        children, absent_children = _referenced_children(repository, parsed, absent_ok=absent_ok)
         # Locked: garbage collection deletes an untagged manifest only under this lock too.
         manifest, created = Manifest.objects.select_for_update().get_or_create(
             repository=repository,
@@ -100,6 +101,7 @@ def manifest_put(
         )
     manifest.parsed = parsed  # type: ignore[attr-defined]
     manifest.absent = absent  # type: ignore[attr-defined]
+    manifest.missing_children = absent_children  # type: ignore[attr-defined]
     return manifest
 
 
@@ -206,19 +208,21 @@ def _referenced_blobs(
     return list(found.values()), missing
 
 
-def _referenced_children(repository: Repository, parsed: ParsedManifest) -> list[Manifest]:
+def _referenced_children(
+    repository: Repository, parsed: ParsedManifest, *, absent_ok: bool = False
+) -> tuple[list[Manifest], list[str]]:
     wanted = {d.digest for d in parsed.manifests}
     if not wanted:
-        return []
+        return [], []
     # Locked until the index is stored, so garbage collection cannot delete a child meanwhile.
     found = list(
         Manifest.objects.select_for_update().filter(repository=repository, digest__in=wanted)
     )
     missing = sorted(wanted - {m.digest for m in found})
-    if missing:
+    if missing and not absent_ok:
         raise ManifestUnknown(
             "index refers to manifests unknown to this repository",
             detail={"digests": missing},
             status=400,
         )
-    return found
+    return found, missing

@@ -226,7 +226,7 @@ def test_a_tag_is_rechecked_after_the_ttl(proxy: LiveServer, client_registry: Li
     assert get_manifest(proxy, name, "nothere").status_code == 404
 
 
-def test_an_index_is_cached_with_all_its_children(
+def test_an_index_is_cached_at_once_and_each_child_when_asked_for(
     proxy: LiveServer, client_registry: LiveServer
 ) -> None:
     upstream_name = unique("test/multi")
@@ -238,14 +238,28 @@ def test_an_index_is_cached_with_all_its_children(
     assert response.status_code == 200, response.text
     assert response.headers["Docker-Content-Digest"] == index.digest
     stored = set(Manifest.objects.filter(repository__name=name).values_list("digest", flat=True))
-    assert stored == {index.digest, *(c.digest for c in children)}
+    assert stored == {index.digest}  # the children wait until a client asks for one
     cached = Manifest.objects.get(repository__name=name, digest=index.digest)
-    assert set(cached.children.values_list("digest", flat=True)) == {c.digest for c in children}
+    assert set(cached.absent_children.values_list("digest", flat=True)) == {
+        c.digest for c in children
+    }
 
-    for child in children:  # children by digest come from the cache
-        answer = get_manifest(proxy, name, child.digest, auth=None)
-        assert answer.status_code == 200, answer.text
-        assert digest_of(answer.content) == child.digest
+    first, second = children
+    answer = get_manifest(proxy, name, first.digest, auth=None)
+    assert answer.status_code == 200, answer.text
+    assert digest_of(answer.content) == first.digest
+    # Attached to its index at once, which keeps it from garbage collection.
+    assert list(cached.children.values_list("digest", flat=True)) == [first.digest]
+    assert list(cached.absent_children.values_list("digest", flat=True)) == [second.digest]
+    assert get_manifest(proxy, name, second.digest, auth=None).status_code == 200
+    assert set(cached.children.values_list("digest", flat=True)) == {c.digest for c in children}
+    assert not cached.absent_children.exists()
+
+    # A child the upstream does not have (a broken index upstream) is a 404 of its own; the
+    # index itself is served all the same.
+    missing = get_manifest(proxy, name, f"sha256:{'1' * 64}", auth=None)
+    assert missing.status_code == 404, missing.text
+    assert get_manifest(proxy, name, index.digest, auth=None).status_code == 200
 
 
 def test_referrers_come_through_the_cache(proxy: LiveServer, client_registry: LiveServer) -> None:
