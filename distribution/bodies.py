@@ -5,13 +5,16 @@ body is read through Django's bounded stream; with ``Transfer-Encoding:
 chunked`` (docker's streamed PATCH) Django sees no length and would read
 nothing, so the server's decoded ``wsgi.input`` is read to its end.
 
-Under gunicorn, a body of known length is read straight from the socket into
-fresh 1 MiB buffers: gunicorn's own reader copies every byte through several
-intermediate buffers, which cost more CPU than hashing and storing it.
+Under gunicorn, a body is read straight from the socket into fresh 1 MiB
+buffers, whether of known length or chunked: gunicorn's own readers copy every
+byte through several intermediate buffers, which cost more CPU than hashing and
+storing it (a chunked body, as docker and podman stream layers, went at about
+half the rate of the same body with a Content-Length).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterator
 from typing import Any, cast
@@ -22,6 +25,11 @@ from .exceptions import UploadInvalid
 
 CHUNK_SIZE = 1 << 20
 PARTIAL_CHUNK_SECONDS = 10
+# Chunked framing: a chunk-size line and the trailer section are bounded (gunicorn's limits).
+MAX_SIZE_LINE = 8190
+MAX_TRAILERS = 8190 * 32
+# Framing is read in small gulps, so that little of the data passes through the look-ahead.
+FRAMING_READ = 4096
 
 
 def body_length(request) -> int | None:
@@ -54,7 +62,9 @@ def body_chunks(request) -> Iterator[bytes]:
         direct = _socket_reader(request.META.get("wsgi.input"), length)
         chunks = direct if direct is not None else _exactly(request, length)
     elif _is_chunked(request):
-        chunks = _until_eof(request.META["wsgi.input"])
+        stream = request.META["wsgi.input"]
+        direct = _chunked_socket_reader(stream)
+        chunks = direct if direct is not None else _until_eof(stream)
     else:
         return iter(())
     return _with_timeout(request.META.get("gunicorn.socket"), chunks)
@@ -131,6 +141,139 @@ def _recv_exactly(reader: Any, unreader: Any, sock: Any, length: int) -> Iterato
         # What was not read stays gunicorn's to drain before the next request,
         # so a keep-alive connection never mistakes body bytes for a request.
         reader.length = remaining
+
+
+def _chunked_socket_reader(body: Any) -> Iterator[bytes] | None:
+    """Decode a gunicorn request's chunked body from its socket, or None if unsure.
+
+    Only for a body nobody has started to read (gunicorn's chunk parser not
+    started, nothing buffered): anything else takes the ordinary path.
+    """
+    reader = getattr(body, "reader", None)
+    # A chunked reader keeps its source inside its parser; its request holds it too.
+    unreader = getattr(getattr(reader, "req", None), "unreader", None)
+    sock = getattr(unreader, "sock", None)
+    parser = getattr(reader, "parser", None)
+    if (
+        reader is None
+        or sock is None
+        or not hasattr(sock, "recv_into")
+        or not hasattr(unreader, "take_buffered")
+        or not inspect.isgenerator(parser)
+        or inspect.getgeneratorstate(parser) != inspect.GEN_CREATED
+        or reader.buf.tell() != 0
+        or body.buf.tell() != 0
+    ):
+        return None
+    return _recv_chunked(reader, unreader, sock)
+
+
+class _Wire:
+    """A request's socket, with the bytes read past the framing kept for what follows."""
+
+    def __init__(self, sock: Any, ahead: bytes) -> None:
+        self.sock = sock
+        self.ahead = bytearray(ahead)
+
+    def _more(self) -> None:
+        try:
+            data = self.sock.recv(FRAMING_READ)
+        except OSError as error:
+            raise UploadInvalid(f"request body could not be read: {error}") from None
+        if not data:
+            raise UploadInvalid("request body ended before its last chunk")
+        self.ahead += data
+
+    def line(self, limit: int, what: str) -> bytes:
+        searched = 0
+        while (end := self.ahead.find(b"\r\n", searched)) < 0:
+            if len(self.ahead) > limit:
+                raise UploadInvalid(f"chunked body: {what} longer than {limit} bytes")
+            searched = max(0, len(self.ahead) - 1)
+            self._more()
+        line = bytes(self.ahead[:end])
+        del self.ahead[: end + 2]
+        return line
+
+    def crlf(self) -> None:
+        while len(self.ahead) < 2:
+            self._more()
+        if self.ahead[:2] != b"\r\n":
+            raise UploadInvalid("chunked body: a chunk does not end where its size says")
+        del self.ahead[:2]
+
+    def into(self, view: memoryview) -> int:
+        """Fill the start of ``view``: from the look-ahead, else with one read."""
+        if self.ahead:
+            taken = min(len(view), len(self.ahead))
+            view[:taken] = self.ahead[:taken]
+            del self.ahead[:taken]
+            return taken
+        try:
+            received = self.sock.recv_into(view)
+        except OSError as error:
+            raise UploadInvalid(f"request body could not be read: {error}") from None
+        if received == 0:
+            raise UploadInvalid("request body ended before its last chunk")
+        return received
+
+
+def _chunk_size(wire: _Wire) -> int:
+    line = wire.line(MAX_SIZE_LINE, "a chunk-size line")
+    size, semicolon, extension = line.partition(b";")
+    if semicolon:
+        if b"\r" in extension:
+            raise UploadInvalid("chunked body: bare CR in a chunk extension")
+        size = size.rstrip(b" \t")
+    if not size or len(size) > 16 or any(c not in b"0123456789abcdefABCDEF" for c in size):
+        raise UploadInvalid(f"chunked body: bad chunk size {size[:20]!r}")
+    return int(size, 16)
+
+
+def _skip_trailers(wire: _Wire) -> None:
+    """Read the trailer section up to its empty line (trailer fields are not used)."""
+    budget = MAX_TRAILERS
+    while line := wire.line(budget, "the trailer section"):
+        budget -= len(line) + 2
+        if budget < 0:
+            raise UploadInvalid(f"chunked body: trailer section longer than {MAX_TRAILERS} bytes")
+
+
+def _recv_chunked(reader: Any, unreader: Any, sock: Any) -> Iterator[bytes]:
+    wire = _Wire(sock, unreader.take_buffered())
+    left = 0  # data bytes of the current chunk still to come
+    done = False
+    try:
+        while not done:
+            buffer = bytearray(CHUNK_SIZE)
+            view = memoryview(buffer)
+            filled = 0
+            started = time.monotonic()
+            # As for a body of known length: a slow client's bytes go on every few seconds.
+            while filled < CHUNK_SIZE and (
+                filled == 0 or time.monotonic() - started < PARTIAL_CHUNK_SECONDS
+            ):
+                if left == 0:
+                    left = _chunk_size(wire)
+                    if left == 0:
+                        _skip_trailers(wire)
+                        done = True
+                        break
+                got = wire.into(view[filled : filled + min(left, CHUNK_SIZE - filled)])
+                filled += got
+                left -= got
+                if left == 0:
+                    wire.crlf()
+            if filled:
+                # A fresh bytearray per chunk (never reused), so consumers may keep it.
+                yield cast(bytes, buffer if filled == CHUNK_SIZE else buffer[:filled])
+        unreader.unread(bytes(wire.ahead))  # a pipelined request behind the body
+    finally:
+        # gunicorn's parser must not read the body again; one left unfinished (an error,
+        # a consumer that stopped) cannot be skipped reliably: the connection closes.
+        reader.parser = None
+        if not done:
+            reader.req.must_close = True
 
 
 def _is_chunked(request) -> bool:
