@@ -52,7 +52,12 @@ def encoded(total: int, size: int) -> bytes:
 
 def read_once(wire: bytes, expected: int, decoder: str) -> tuple[float, float]:
     ours, theirs = socket.socketpair()
-    sender = threading.Thread(target=lambda: (ours.sendall(wire), ours.close()))
+
+    def send() -> None:
+        with ours:
+            ours.sendall(wire)
+
+    sender = threading.Thread(target=send)
     sender.start()
     unreader = SocketUnreader(theirs)
     body = Body(ChunkedReader(_Request(unreader), unreader))
