@@ -192,12 +192,22 @@ def execution_run(*, execution_id: int, progress: Progress | None = None) -> Exe
 def execution_cancel(*, execution: Execution) -> bool:
     """Stop an execution: a pending one never runs, a running one stops before its next task.
 
-    The task being copied is finished first.  False when the execution had ended already.
+    The task being copied is finished first.  A pending execution's planned tasks (an
+    event's) are cancelled with it: no worker will.  False when it had ended already.
     """
+    now = timezone.now()
+    with transaction.atomic():
+        if Execution.objects.filter(pk=execution.pk, status=Status.PENDING).update(
+            status=Status.CANCELLED, finished_at=now
+        ):
+            Task.objects.filter(execution_id=execution.pk, status=Status.PENDING).update(
+                status=Status.CANCELLED, finished_at=now
+            )
+            return True
     return bool(
-        Execution.objects.filter(
-            pk=execution.pk, status__in=[Status.PENDING, Status.RUNNING]
-        ).update(status=Status.CANCELLED)
+        Execution.objects.filter(pk=execution.pk, status=Status.RUNNING).update(
+            status=Status.CANCELLED
+        )
     )
 
 

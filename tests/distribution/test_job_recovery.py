@@ -364,3 +364,19 @@ def test_a_run_sent_twice_runs_once(worker) -> None:
     assert (run.retained, run.deleted) == (2, 1)
     assert run.log.count("retention of project twice") == 1
     assert sorted(RetentionRun.objects.values_list("status", flat=True)) == ["succeeded"] * 2
+
+
+@pytest.mark.django_db
+def test_stopping_a_pending_execution_cancels_its_planned_tasks() -> None:
+    from replication.services import execution_cancel
+
+    execution = _execution(timezone.now(), total=2)
+    for tag in ("a", "b"):
+        Task.objects.create(execution=execution, source=f"p/r:{tag}", destination="d")
+
+    assert execution_cancel(execution=execution)
+
+    execution.refresh_from_db()
+    assert execution.status == "cancelled" and execution.finished_at is not None
+    assert set(execution.tasks.values_list("status", flat=True)) == {"cancelled"}
+    assert not execution_cancel(execution=execution)  # ended already
