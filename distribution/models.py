@@ -236,6 +236,10 @@ class GCRun(models.Model):
     uploads_deleted = models.IntegerField(default=0)
     log = models.TextField(blank=True)
     trigger = models.CharField(max_length=16, default="manual", help_text="manual or schedule")
+    # When the run was last sent to a worker, and how often (distribution/job_recovery.py):
+    # a run pending long after its message was sent is sent again.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatches = models.IntegerField(default=0)
 
     def __str__(self) -> str:
         return f"gc run {self.pk} ({self.status})"
@@ -318,6 +322,7 @@ class RetentionRun(models.Model):
     """
 
     policy = models.ForeignKey(RetentionPolicy, on_delete=models.CASCADE, related_name="runs")
+    # When it was recorded, until a worker claims it; then when it started.
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
@@ -334,6 +339,10 @@ class RetentionRun(models.Model):
     # Written when the run starts and after each repository; a running run whose heartbeat
     # is old lost its worker and is marked failed (retention.retention_fail_stalled).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the run was last sent to a worker, and how often (distribution/job_recovery.py):
+    # a run pending long after its message was sent is sent again.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatches = models.IntegerField(default=0)
 
     def __str__(self) -> str:
         return f"retention run {self.pk} ({self.status})"

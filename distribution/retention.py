@@ -27,7 +27,7 @@ from projects.models import Project
 from .cron import cron_fires, cron_schedule
 from .exceptions import RuleInvalid
 from .immutability import immutable_tags, short_name
-from .jobs import job_dispatch
+from .job_recovery import JobKind, Recovered, job_send, jobs_recover
 from .models import Manifest, Repository, RetentionPolicy, RetentionRun, RetentionStatus, Tag
 from .patterns import PatternInvalid, glob_check, glob_match
 from .signals import deleted_artifacts, send_deleted
@@ -224,28 +224,36 @@ def retention_start(
             resource=f"project:{policy.project.name}",
             detail={"change": "run", "run": run.pk, "dry_run": dry_run, "trigger": trigger},
         )
-        transaction.on_commit(lambda: _dispatch(run.pk))
+        transaction.on_commit(lambda: job_send(RETENTION_JOBS, run.pk))
     return run
 
 
-def _dispatch(run_id: int) -> None:
-    def task():  # tasks imports this module
-        from .tasks import run_retention
+def _task() -> Any:
+    from .tasks import run_retention  # tasks imports this module
 
-        return run_retention
+    return run_retention
 
-    job_dispatch(
-        task=task,
-        run_id=run_id,
-        refuse=_refuse,
-        name=f"retention-{run_id}",
+
+def _refuse(run_id: int, reason: str) -> bool:
+    return bool(
+        RetentionRun.objects.filter(pk=run_id, status=RetentionStatus.PENDING).update(
+            status=RetentionStatus.FAILED,
+            finished_at=timezone.now(),
+            log=Concat("log", Value(reason + "\n")),
+        )
     )
 
 
-def _refuse(run_id: int, reason: str) -> None:
-    RetentionRun.objects.filter(pk=run_id, status=RetentionStatus.PENDING).update(
-        status=RetentionStatus.FAILED, finished_at=timezone.now(), log=reason
-    )
+# A pending run's started_at is when it was recorded (the claim sets it again).
+RETENTION_JOBS = JobKind(
+    model=RetentionRun, name="retention", task=_task, refuse=_refuse, created="started_at"
+)
+
+
+def retention_recover(*, now: datetime | None = None) -> Recovered:
+    """Send pending runs whose message may be lost again; fail those no worker took at all
+    (the beat check, each minute: see distribution/job_recovery.py)."""
+    return jobs_recover(RETENTION_JOBS, now=now)
 
 
 def retention_run_execute(
@@ -308,7 +316,7 @@ def _execute(run: RetentionRun, actor: Actor, progress: Callable[[str], None] | 
     what it deleted before.  Each deleted tag and manifest is audited.  A dry
     run decides and reports, and deletes nothing.
     """
-    lines: list[str] = []
+    lines = run.log.splitlines()  # a pending run's log may say it was sent again
 
     def say(line: str) -> None:
         lines.append(line)

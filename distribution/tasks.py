@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .gc import gc_run_execute
+from .gc import gc_recover, gc_run_execute
 from .gc.schedule import gc_scheduled
-from .retention import retention_run_execute, retention_scheduled
+from .retention import retention_recover, retention_run_execute, retention_scheduled
 
 
 @shared_task(name="distribution.gc_run", ignore_result=True)
@@ -17,7 +17,9 @@ def run_gc(run_id: int) -> None:
 
 @shared_task(name="distribution.gc_scheduled", ignore_result=True)
 def run_scheduled_gc() -> None:
-    """Start a garbage collection if its schedule is due this minute (Celery beat, each minute)."""
+    """Each minute (Celery beat): send again (or fail as lost) pending runs no worker took,
+    then start a garbage collection if its schedule is due this minute."""
+    gc_recover()
     gc_scheduled()
 
 
@@ -29,5 +31,7 @@ def run_retention(run_id: int) -> None:
 
 @shared_task(name="distribution.retention_scheduled", ignore_result=True)
 def run_scheduled_retention() -> None:
-    """Start the retention policies whose schedule is due this minute (Celery beat, each minute)."""
+    """Each minute (Celery beat): send again (or fail as lost) pending runs no worker took,
+    then start the retention policies whose schedule is due this minute."""
+    retention_recover()
     retention_scheduled()

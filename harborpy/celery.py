@@ -5,8 +5,10 @@ Celery beat sends, once a minute, a checker of the garbage-collection schedule
 so a change needs no restart); with ``HARBORPY_RETENTION_SCHEDULER``, one of
 the retention policies whose own schedule is due; and, with
 ``HARBORPY_REPLICATION_SCHEDULER``, one that starts the replication policies
-due and fails stalled executions.  The settings are read when the app is
-configured, not at import.
+due and fails stalled executions.  Each of the three also sends again the runs
+of its kind that stay pending (their message may be lost), and fails those no
+worker took at all (distribution/job_recovery.py).  The settings are read when
+the app is configured, not at import.
 """
 
 import os
@@ -29,17 +31,17 @@ def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
     schedule: dict[str, dict[str, Any]] = {}
     schedule["garbage-collection"] = {
         "task": "distribution.gc_scheduled",
-        "schedule": crontab(),  # every minute: the schedule in effect is checked in the task
+        "schedule": crontab(),  # every minute: pending runs, the schedule in effect
     }
     if settings.HARBORPY_RETENTION_SCHEDULER:
         schedule["tag-retention"] = {
             "task": "distribution.retention_scheduled",
-            "schedule": crontab(),  # every minute: each policy's cron is checked in the task
+            "schedule": crontab(),  # every minute: pending runs, each policy's cron
         }
     if settings.HARBORPY_REPLICATION_SCHEDULER:
         schedule["replication"] = {
             "task": "replication.scheduled",
-            "schedule": crontab(),  # every minute: scheduled policies, stalled executions
+            "schedule": crontab(),  # every minute: scheduled, stalled and pending executions
         }
     return schedule
 

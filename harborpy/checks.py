@@ -48,3 +48,20 @@ def gc_settings(app_configs, **kwargs) -> list[Error]:
                 )
             )
     return errors
+
+
+@register()
+def job_settings(app_configs, **kwargs) -> list[Error]:
+    errors = []
+    resend, lost = settings.HARBORPY_JOB_RESEND_SECONDS, settings.HARBORPY_JOB_LOST_SECONDS
+    if resend < 1:
+        errors.append(Error("HARBORPY_JOB_RESEND_SECONDS must be at least 1", id="harborpy.E007"))
+    if lost <= resend:
+        errors.append(
+            Error(
+                "HARBORPY_JOB_LOST_SECONDS must be longer than HARBORPY_JOB_RESEND_SECONDS",
+                hint="a run is sent again before it is given up on as lost",
+                id="harborpy.E008",
+            )
+        )
+    return errors

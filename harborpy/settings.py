@@ -202,6 +202,11 @@ HARBORPY_PROXY_MANIFEST_TTL = _env_int("HARBORPY_PROXY_MANIFEST_TTL", 300)
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# A run (GC, retention, replication) still pending this many seconds after it was sent to a
+# worker is sent again by the per-minute beat checks: its message may have been lost.
+HARBORPY_JOB_RESEND_SECONDS = _env_int("HARBORPY_JOB_RESEND_SECONDS", 120)
+# A run no worker took this many seconds after it was recorded is failed as lost.
+HARBORPY_JOB_LOST_SECONDS = _env_int("HARBORPY_JOB_LOST_SECONDS", 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {}
     if REDIS_URL

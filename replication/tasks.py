@@ -7,7 +7,12 @@ import logging
 from celery import shared_task
 
 from .models import Execution
-from .services import execution_run, executions_fail_stalled, replication_scheduled
+from .services import (
+    execution_run,
+    executions_fail_stalled,
+    executions_recover,
+    replication_scheduled,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +28,8 @@ def run_execution(execution_id: int) -> None:
 
 @shared_task(name="replication.scheduled", ignore_result=True)
 def run_scheduled() -> None:
-    """Each minute (Celery beat): fail stalled executions, start scheduled policies due now."""
+    """Each minute (Celery beat): fail stalled executions, send again (or fail as lost) those
+    no worker took, start scheduled policies due now."""
     executions_fail_stalled()
+    executions_recover()
     replication_scheduled()

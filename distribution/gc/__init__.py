@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -24,7 +25,7 @@ from projects.sizes import size_format
 
 from ..blobstore import blob_store
 from ..exceptions import GCBusy
-from ..jobs import job_dispatch
+from ..job_recovery import JobKind, Recovered, job_send, jobs_fail_lost, jobs_recover
 from ..models import GCRun, GCStatus
 from .blobs import (
     Freed,
@@ -46,6 +47,7 @@ __all__ = [
     "blob_reclaim",
     "gc_enqueue",
     "gc_lock",
+    "gc_recover",
     "gc_run",
     "gc_run_create",
     "gc_run_execute",
@@ -58,8 +60,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-# A run no worker has taken after this long is taken for lost (see gc_start).
-PENDING_LOST = timedelta(hours=1)
 Progress = Callable[[str], None]
 
 BATCH_SIZE = 1000
@@ -98,7 +98,7 @@ def gc_enqueue(
     """
     with transaction.atomic():
         run = gc_run_create(dry_run=dry_run, untagged=untagged, grace=grace, trigger=trigger)
-        transaction.on_commit(lambda: _dispatch(run.pk))
+        transaction.on_commit(lambda: job_send(GC_JOBS, run.pk))
     return run
 
 
@@ -114,20 +114,15 @@ def gc_start(
 
     Raises GCBusy when a run is pending or running.  A run left ``running`` by
     a collector that died (nobody holds the collectors' lock), or ``pending`` for
-    longer than ``PENDING_LOST``, is marked failed first, so it does not block new
-    runs for ever.
+    longer than HARBORPY_JOB_LOST_SECONDS, is marked failed first, so it does not
+    block new runs for ever.
     """
     active = (GCStatus.PENDING, GCStatus.RUNNING)
     try:
         with gc_start_lock():
-            now = timezone.now()
             # A worker takes a run within seconds; one pending this long was lost (its
             # message, or the worker that received it): it must not block every later run.
-            GCRun.objects.filter(status=GCStatus.PENDING, created_at__lt=now - PENDING_LOST).update(
-                status=GCStatus.FAILED,
-                finished_at=now,
-                log=Concat("log", Value("lost: no worker took it within an hour\n")),
-            )
+            jobs_fail_lost(GC_JOBS)
             if GCRun.objects.filter(status=GCStatus.PENDING).exists():
                 raise GCBusy("a garbage collection is waiting to run")
             if GCRun.objects.filter(status=GCStatus.RUNNING).exists():
@@ -165,26 +160,32 @@ def gc_run_get(*, run_id: int) -> GCRun | None:
     return GCRun.objects.filter(pk=run_id).first()
 
 
-def _dispatch(run_id: int) -> None:
-    def task():  # tasks imports this module
-        from ..tasks import run_gc
+def _task() -> Any:
+    from ..tasks import run_gc  # tasks imports this module
 
-        return run_gc
-
-    job_dispatch(
-        task=task,
-        run_id=run_id,
-        refuse=_refuse,
-        name=f"gc-{run_id}",
-    )
+    return run_gc
 
 
-def _refuse(run_id: int, reason: str) -> None:
+def _refuse(run_id: int, reason: str) -> bool:
     """A pending run nobody will carry out would refuse every later start: fail it."""
     now = timezone.now()
-    GCRun.objects.filter(pk=run_id, status=GCStatus.PENDING).update(
-        status=GCStatus.FAILED, started_at=now, finished_at=now, log=reason + "\n"
+    return bool(
+        GCRun.objects.filter(pk=run_id, status=GCStatus.PENDING).update(
+            status=GCStatus.FAILED,
+            started_at=now,
+            finished_at=now,
+            log=Concat("log", Value(reason + "\n")),
+        )
     )
+
+
+GC_JOBS = JobKind(model=GCRun, name="gc", task=_task, refuse=_refuse)
+
+
+def gc_recover(*, now: datetime | None = None) -> Recovered:
+    """Send pending runs whose message may be lost again; fail those no worker took at all
+    (the beat check, each minute: see distribution/job_recovery.py)."""
+    return jobs_recover(GC_JOBS, now=now)
 
 
 def gc_run(
@@ -281,7 +282,9 @@ def _execute(run: GCRun, *, progress: Progress | None, batch_size: int) -> None:
     GCRun.objects.filter(status=GCStatus.RUNNING).exclude(pk=run.pk).update(
         status=GCStatus.FAILED, finished_at=now, log=Concat("log", Value("interrupted\n"))
     )
-    run.status, run.started_at, run.finished_at, run.log = GCStatus.RUNNING, now, None, ""
+    # A pending run keeps its log (lines saying it was sent again); one interrupted starts anew.
+    log = run.log if run.status == GCStatus.PENDING else ""
+    run.status, run.started_at, run.finished_at, run.log = GCStatus.RUNNING, now, None, log
     run.blobs_deleted = run.bytes_freed = run.manifests_deleted = run.uploads_deleted = 0
     report = _Report(run, progress)
     mode = "dry run" if run.dry_run else "run"

@@ -32,6 +32,7 @@ from .sides import (
 )
 from .triggers import (
     executions_fail_stalled,
+    executions_recover,
     on_artifact_pushed,
     on_artifacts_deleted,
     replication_deleted,
@@ -65,6 +66,7 @@ __all__ = [
     "execution_run",
     "execution_start",
     "executions_fail_stalled",
+    "executions_recover",
     "labelled_tags",
     "on_artifact_pushed",
     "on_artifacts_deleted",

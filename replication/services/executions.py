@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from functools import partial
+from typing import Any
 
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from distribution.exceptions import RegistryError
-from distribution.jobs import job_dispatch
+from distribution.job_recovery import JobKind, job_send
 from distribution.manifests import parse_manifest
 from distribution.models import Tag
 from distribution.patterns import PatternInvalid, glob_match
@@ -68,24 +72,46 @@ def execution_start(
             Task.objects.bulk_create(planned)
             execution.total = len(planned)
             execution.save(update_fields=["total"])
-        transaction.on_commit(partial(_hand_over, execution.pk))
+        transaction.on_commit(partial(job_send, EXECUTION_JOBS, execution.pk))
     return execution
 
 
-def _hand_over(execution_id: int) -> None:
-    """Queue the execution for a worker; if the broker cannot take it, record why."""
+def _task() -> Any:
+    from ..tasks import run_execution  # the task module imports this one
 
-    def task():  # the task module imports this one
-        from ..tasks import run_execution
-
-        return run_execution
-
-    job_dispatch(task=task, run_id=execution_id, refuse=_refuse, name=f"replication-{execution_id}")
+    return run_execution
 
 
-def _refuse(execution_id: int, reason: str) -> None:
-    Execution.objects.filter(pk=execution_id, status=Status.PENDING).update(
-        status=Status.FAILED, finished_at=timezone.now(), error=reason
+def _refuse(execution_id: int, reason: str) -> bool:
+    """Fail a pending execution nobody will carry out, and its planned tasks, as a stall does."""
+    now = timezone.now()
+    with transaction.atomic():
+        failed = Execution.objects.filter(pk=execution_id, status=Status.PENDING).update(
+            status=Status.FAILED, finished_at=now, error=Concat("error", Value(reason))
+        )
+        if failed:
+            tasks_fail_unfinished(execution_id=execution_id, error=reason, now=now)
+    return bool(failed)
+
+
+# Execution.error is its status text (Harbor's status_text): the resend lines go there.
+EXECUTION_JOBS = JobKind(
+    model=Execution, name="replication", task=_task, refuse=_refuse, note="error"
+)
+
+
+def tasks_fail_unfinished(*, execution_id: int, error: str, now: datetime) -> None:
+    """Fail the pending and running tasks of an execution given up on (stalled, lost, not
+    taken by the broker), and count its tasks again.  Call within its transaction."""
+    tasks = Task.objects.filter(execution_id=execution_id)
+    tasks.filter(status__in=[Status.PENDING, Status.RUNNING]).update(
+        status=Status.FAILED, error=error, finished_at=now
+    )
+    Execution.objects.filter(pk=execution_id).update(
+        total=tasks.count(),
+        succeeded=tasks.filter(status=Status.SUCCEEDED).count(),
+        failed=tasks.filter(status=Status.FAILED).count(),
+        skipped=tasks.filter(status=Status.SKIPPED).count(),
     )
 
 
@@ -166,12 +192,22 @@ def execution_run(*, execution_id: int, progress: Progress | None = None) -> Exe
 def execution_cancel(*, execution: Execution) -> bool:
     """Stop an execution: a pending one never runs, a running one stops before its next task.
 
-    The task being copied is finished first.  False when the execution had ended already.
+    The task being copied is finished first.  A pending execution's planned tasks (an
+    event's) are cancelled with it: no worker will.  False when it had ended already.
     """
+    now = timezone.now()
+    with transaction.atomic():
+        if Execution.objects.filter(pk=execution.pk, status=Status.PENDING).update(
+            status=Status.CANCELLED, finished_at=now
+        ):
+            Task.objects.filter(execution_id=execution.pk, status=Status.PENDING).update(
+                status=Status.CANCELLED, finished_at=now
+            )
+            return True
     return bool(
-        Execution.objects.filter(
-            pk=execution.pk, status__in=[Status.PENDING, Status.RUNNING]
-        ).update(status=Status.CANCELLED)
+        Execution.objects.filter(pk=execution.pk, status=Status.RUNNING).update(
+            status=Status.CANCELLED
+        )
     )
 
 

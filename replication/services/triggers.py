@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from distribution.cron import cron_fires, cron_schedule
+from distribution.job_recovery import Recovered, jobs_recover
 from distribution.models import ArtifactLabel
 from distribution.signals import DeletedArtifact
 
@@ -34,7 +35,13 @@ from ..models import (
     Task,
     Trigger,
 )
-from .executions import _matches, destination_name, execution_start
+from .executions import (
+    EXECUTION_JOBS,
+    _matches,
+    destination_name,
+    execution_start,
+    tasks_fail_unfinished,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,20 +110,17 @@ def executions_fail_stalled(
             )
             if not updated:
                 continue
-            execution.tasks.filter(status__in=[Status.PENDING, Status.RUNNING]).update(
-                status=Status.FAILED, error=error, finished_at=moment
-            )
-            tasks = execution.tasks.all()
-            Execution.objects.filter(pk=execution.pk).update(
-                total=tasks.count(),
-                succeeded=tasks.filter(status=Status.SUCCEEDED).count(),
-                failed=tasks.filter(status=Status.FAILED).count(),
-                skipped=tasks.filter(status=Status.SKIPPED).count(),
-            )
+            tasks_fail_unfinished(execution_id=execution.pk, error=error, now=moment)
         logger.warning("replication execution %s: %s", execution.pk, error)
         execution.refresh_from_db()
         marked.append(execution)
     return marked
+
+
+def executions_recover(*, now: datetime | None = None) -> Recovered:
+    """Send pending executions whose message may be lost again; fail those no worker took
+    at all, with their tasks (distribution/job_recovery.py)."""
+    return jobs_recover(EXECUTION_JOBS, now=now)
 
 
 # --- events --------------------------------------------------------------------------------
