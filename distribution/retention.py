@@ -22,12 +22,12 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
+from jobs.cron import cron_fires, cron_schedule
+from jobs.dispatch import job_dispatch
 from projects.models import Project
 
-from .cron import cron_fires, cron_schedule
 from .exceptions import RuleInvalid
 from .immutability import immutable_tags, short_name
-from .jobs import job_dispatch
 from .models import Manifest, Repository, RetentionPolicy, RetentionRun, RetentionStatus, Tag
 from .patterns import PatternInvalid, glob_check, glob_match
 from .signals import deleted_artifacts, send_deleted

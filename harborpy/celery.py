@@ -15,7 +15,7 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 
-from distribution.cron import cron_schedule
+from jobs.cron import cron_schedule
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "harborpy.settings")
 

@@ -20,11 +20,11 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
+from jobs.dispatch import job_dispatch
 from projects.sizes import size_format
 
 from ..blobstore import blob_store
 from ..exceptions import GCBusy
-from ..jobs import job_dispatch
 from ..models import GCRun, GCStatus
 from .blobs import (
     Freed,

@@ -17,10 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from distribution.exceptions import RegistryError
-from distribution.jobs import job_dispatch
 from distribution.manifests import parse_manifest
 from distribution.models import Tag
 from distribution.patterns import PatternInvalid, glob_match
+from jobs.dispatch import job_dispatch
 
 from ..client import DeleteUnsupported, ReplicationError
 from ..models import Direction, Execution, Operation, ReplicationPolicy, Status, Task

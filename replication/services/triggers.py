@@ -21,9 +21,9 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from distribution.cron import cron_fires, cron_schedule
 from distribution.models import ArtifactLabel
 from distribution.signals import DeletedArtifact
+from jobs.cron import cron_fires, cron_schedule
 
 from ..models import (
     Direction,
