@@ -2,7 +2,8 @@
 
 Celery beat sends, once a minute, a checker of the garbage-collection schedule
 (the admin's, else ``HARBORPY_GC_SCHEDULE``: read from the database each time,
-so a change needs no restart); with ``HARBORPY_RETENTION_SCHEDULER``, one of
+so a change needs no restart) and one of the audit log rotation's (the
+admin's, from the database too); with ``HARBORPY_RETENTION_SCHEDULER``, one of
 the retention policies whose own schedule is due; and, with
 ``HARBORPY_REPLICATION_SCHEDULER``, one that starts the replication policies
 due and fails stalled executions.  The settings are read when the app is
@@ -30,6 +31,10 @@ def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
     schedule["garbage-collection"] = {
         "task": "distribution.gc_scheduled",
         "schedule": crontab(),  # every minute: the schedule in effect is checked in the task
+    }
+    schedule["audit-log-rotation"] = {
+        "task": "audit.purge_scheduled",
+        "schedule": crontab(),  # every minute: the admin's schedule is checked in the task
     }
     if settings.HARBORPY_RETENTION_SCHEDULER:
         schedule["tag-retention"] = {
