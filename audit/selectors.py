@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
-from .models import GENESIS, PURGE_ACTION, PURGE_RESOURCE, AuditEntry, AuditGap, AuditHead
+from .models import (
+    GENESIS,
+    PURGE_ACTION,
+    PURGE_RESOURCE,
+    AuditEntry,
+    AuditGap,
+    AuditHead,
+    AuditPurgeRun,
+)
 from .purge import gaps_digest
 from .services import entry_hash
 
@@ -103,3 +111,12 @@ def audit_list(
 def audit_actions() -> list[str]:
     """The action names the log holds, for a filter's choices."""
     return sorted(AuditEntry.objects.values_list("action", flat=True).distinct().order_by())
+
+
+def audit_purge_run_list() -> QuerySet[AuditPurgeRun]:
+    """Every log rotation run, newest first."""
+    return AuditPurgeRun.objects.order_by("-created_at", "-id")
+
+
+def audit_purge_run_get(*, run_id: int) -> AuditPurgeRun | None:
+    return AuditPurgeRun.objects.filter(pk=run_id).first()
