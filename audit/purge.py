@@ -29,6 +29,7 @@ from .services import Actor, Event, chain_events, chain_lock
 
 BATCH_SIZE = 5000
 """Entries deleted per transaction."""
+DIGEST_MODULUS = 2**256
 
 
 def purge_candidates(*, cutoff: datetime, operations: Sequence[str] = ()) -> QuerySet[AuditEntry]:
@@ -45,10 +46,21 @@ def audit_purge_count(*, cutoff: datetime, operations: Sequence[str] = ()) -> in
 
 
 def gaps_digest(gaps: Iterable[AuditGap]) -> str:
-    """The digest of a set of gap rows, in a canonical order (what purge entries record)."""
-    rows = sorted((g.hash_before, g.hash_after, g.first_id, g.last_id, g.count) for g in gaps)
-    canonical = json.dumps(rows, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """The digest of a set of gap rows: the sum of their hashes modulo 2**256, as hex.
+
+    A sum, so a batch updates it from the previous purge entry's with the rows it
+    drops and adds (no batch reads the whole table); ``audit_verify`` sums the table.
+    """
+    return _digest_hex(sum(_gap_term(g) for g in gaps))
+
+
+def _gap_term(gap: AuditGap) -> int:
+    row = [gap.hash_before, gap.hash_after, gap.first_id, gap.last_id, gap.count]
+    return int(hashlib.sha256(json.dumps(row, separators=(",", ":")).encode()).hexdigest(), 16)
+
+
+def _digest_hex(total: int) -> str:
+    return f"{total % DIGEST_MODULUS:064x}"
 
 
 @dataclass(frozen=True)
@@ -58,32 +70,48 @@ class _Row:
     hash: str
 
 
+@dataclass(frozen=True)
+class Batch:
+    """What one purge batch removed: how many entries, and the highest id among them."""
+
+    deleted: int
+    last_id: int
+
+    def __bool__(self) -> bool:
+        return self.deleted > 0
+
+
 def audit_purge_batch(
     *,
     cutoff: datetime,
     operations: Sequence[str] = (),
     actor: Actor,
     run_id: int | None = None,
+    after_id: int = 0,
     batch_size: int = BATCH_SIZE,
-) -> int:
-    """Delete up to ``batch_size`` of the oldest-id entries a purge removes, in one transaction.
+) -> Batch:
+    """Delete up to ``batch_size`` of the lowest-id entries a purge removes, in one transaction.
 
-    The gaps are recorded and a chained ``purge`` entry documents the batch
-    (``actor``: who started the purge, ``run_id``: its AuditPurgeRun).  Returns
-    how many entries were deleted: 0 when none are left.
+    Only entries after ``after_id`` (the previous batch's ``last_id``: a run's
+    batches never scan what they already deleted).  The gaps are recorded and a
+    chained ``purge`` entry documents the batch (``actor``: who started the
+    purge, ``run_id``: its AuditPurgeRun).  ``deleted`` is 0 when none are left.
     """
     with transaction.atomic():
         head = chain_lock(table_first=True)  # nobody appends or purges until the commit
         doomed = [
             _Row(*values)
             for values in purge_candidates(cutoff=cutoff, operations=operations)
+            .filter(id__gt=after_id)
             .order_by("id")
             .values_list("id", "previous_hash", "hash")[:batch_size]
         ]
         if not doomed:
-            return 0
+            return Batch(0, after_id)
         absorbed, created = _gaps_after_removing(doomed)
-        AuditGap.objects.filter(pk__in=absorbed).delete()
+        digest, count = _gaps_stated()
+        digest += sum(_gap_term(g) for g in created) - sum(_gap_term(g) for g in absorbed)
+        AuditGap.objects.filter(pk__in=[g.pk for g in absorbed]).delete()
         AuditEntry.objects.filter(pk__in=[row.id for row in doomed]).delete()
         AuditGap.objects.bulk_create(created)
         detail: dict[str, Any] = {
@@ -93,18 +121,31 @@ def audit_purge_batch(
             "last_id": doomed[-1].id,
             "cutoff": cutoff.astimezone(UTC).isoformat(),
             "operations": sorted(operations),
-            "gaps": AuditGap.objects.count(),
-            "gaps_digest": gaps_digest(AuditGap.objects.all()),
+            "gaps": count + len(created) - len(absorbed),
+            "gaps_digest": _digest_hex(digest),
         }
         event = Event(actor.name, PURGE_ACTION, PURGE_RESOURCE, actor.source, detail)
         [entry] = chain_events(head.hash, [event])
         entry.save()
         head.hash = entry.hash
         head.save(update_fields=["hash"])
-    return len(doomed)
+    return Batch(len(doomed), doomed[-1].id)
 
 
-def _gaps_after_removing(doomed: list[_Row]) -> tuple[set[int], list[AuditGap]]:
+def _gaps_stated() -> tuple[int, int]:
+    """The gap table's digest (as a number) and size, as the newest purge entry states them."""
+    newest = (
+        AuditEntry.objects.filter(action=PURGE_ACTION, resource=PURGE_RESOURCE)
+        .order_by("-id")
+        .values_list("detail", flat=True)
+        .first()
+    )
+    if not newest:
+        return 0, 0
+    return int(newest["gaps_digest"], 16), int(newest["gaps"])
+
+
+def _gaps_after_removing(doomed: list[_Row]) -> tuple[list[AuditGap], list[AuditGap]]:
     """The gap rows to drop and to create once ``doomed`` (sorted by id) is removed.
 
     Entries follow each other in the chain directly (the next one's
@@ -127,7 +168,7 @@ def _gaps_after_removing(doomed: list[_Row]) -> tuple[set[int], list[AuditGap]]:
         return gap.hash_before if gap else row.previous_hash
 
     following = {predecessor(row): row for row in doomed if predecessor(row) in by_hash}
-    absorbed: set[int] = set()
+    absorbed: dict[int, AuditGap] = {}
     created = []
     for start in doomed:
         if predecessor(start) in by_hash:
@@ -145,14 +186,14 @@ def _gaps_after_removing(doomed: list[_Row]) -> tuple[set[int], list[AuditGap]]:
         gap.hash_after = after.hash_after if after else last.hash
         gap.last_id = max(gap.last_id, last.id)
         created.append(gap)
-    return absorbed, created
+    return list(absorbed.values()), created
 
 
-def _absorb(gap: AuditGap, old: AuditGap | None, absorbed: set[int]) -> None:
+def _absorb(gap: AuditGap, old: AuditGap | None, absorbed: dict[int, AuditGap]) -> None:
     """Take an earlier purge's gap into ``gap`` (once)."""
     if old is None or old.pk in absorbed:
         return
-    absorbed.add(old.pk)
+    absorbed[old.pk] = old
     gap.count += old.count
     gap.first_id = min(gap.first_id, old.first_id)
     gap.last_id = max(gap.last_id, old.last_id)

@@ -243,15 +243,18 @@ def _execute(run: AuditPurgeRun, *, progress: Progress | None, batch_size: int) 
             run.deleted = audit_purge_count(cutoff=run.cutoff, operations=run.operations)
             note(f"would delete {run.deleted} entries")
         else:
-            while deleted := audit_purge_batch(
+            after_id = 0
+            while batch := audit_purge_batch(
                 cutoff=run.cutoff,
                 operations=run.operations,
                 actor=actor,
                 run_id=run.pk,
+                after_id=after_id,
                 batch_size=batch_size,
             ):
-                run.deleted += deleted
-                note(f"batch: {deleted} entries deleted, {run.deleted} so far")
+                run.deleted += batch.deleted
+                after_id = batch.last_id
+                note(f"batch: {batch.deleted} entries deleted, {run.deleted} so far")
             note(f"deleted {run.deleted} entries")
         status = PurgeStatus.SUCCEEDED
     except Exception as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from audit.models import AuditEntry, AuditPurgeRun, AuditPurgeSchedule, PurgeSta
 from audit.services import Event, _append
 from harborpy.celery import app
 from tests.api.team import call, errors, team_fixture, team_password_hash_fixture  # noqa: F401
-from tests.fixtures.server import LiveServer
+from tests.fixtures.server import LiveServer, start_server
 
 START = {
     "schedule": {"type": "Manual"},
@@ -177,3 +178,18 @@ def test_only_the_system_admin(registry, team, who) -> None:
         assert response.status_code == expected, (method, path, response.text)
     assert AuditPurgeRun.objects.count() == 1 and not AuditPurgeSchedule.objects.exists()
     assert call(registry, "GET", f"system/purgeaudit/{run.pk + 1}").status_code == 404
+
+
+def test_the_embedded_server_runs_a_purge_itself(tmp_path: Path) -> None:
+    """SQLite, files, no Redis: the quick start's own worker carries the run out."""
+    server = start_server(tmp_path / "embedded", embedded=True, workers=1)
+    try:
+        body = {"schedule": {"type": "Manual"}, "parameters": {"audit_retention_hour": 0}}
+        started = call(server, "POST", "system/purgeaudit/schedule", json=body)
+        assert started.status_code == 201, started.text
+        run = finished(server, started.headers["Location"])
+        assert run["job_status"] == "Success" and run["deleted"] >= 1, run  # its start record
+        verify = call(server, "GET", "audit-logs/verify").json()
+        assert verify["intact"] is True, verify
+    finally:
+        server.stop()

@@ -24,7 +24,7 @@ from audit.models import (
     AuditPurgeRun,
     PurgeStatus,
 )
-from audit.purge import audit_purge_batch, audit_purge_count
+from audit.purge import audit_purge_batch, audit_purge_count, gaps_digest
 from audit.rotation import audit_purge_run, audit_purge_run_execute, audit_purge_start
 from audit.schedule import audit_purge_schedule_get, audit_purge_schedule_set, audit_purge_scheduled
 from audit.selectors import audit_verify
@@ -114,11 +114,15 @@ def test_batches_are_each_documented_and_the_chain_verifies_after_every_one() ->
     log(*[("pull" if i % 3 else "push", 48) for i in range(20)], ("pull", 0))
     cutoff = timezone.now() - timedelta(hours=24)
     sizes = []
-    while deleted := audit_purge_batch(
+    while batch := audit_purge_batch(
         cutoff=cutoff, operations=["pull"], actor=SYSTEM, batch_size=4
     ):
-        sizes.append(deleted)
+        sizes.append(batch.deleted)
         intact()  # between batches too: each commit leaves a verifiable chain
+        # The digest each batch states incrementally is the whole table's.
+        newest = AuditEntry.objects.filter(resource=PURGE_RESOURCE).latest("id")
+        assert newest.detail["gaps_digest"] == gaps_digest(AuditGap.objects.all())
+        assert newest.detail["gaps"] == AuditGap.objects.count()
     assert sizes == [4, 4, 4, 1]
     batches = AuditEntry.objects.filter(resource=PURGE_RESOURCE)
     assert [b.detail["deleted"] for b in batches.order_by("id")] == sizes
@@ -169,6 +173,9 @@ def test_random_purges_always_verify() -> None:
         assert run.status == PurgeStatus.SUCCEEDED, run.log
         assert run.deleted >= expected  # its own start record may go too, with 0 hours
         intact()
+        newest = AuditEntry.objects.filter(resource=PURGE_RESOURCE).order_by("id").last()
+        if newest is not None:
+            assert newest.detail["gaps_digest"] == gaps_digest(AuditGap.objects.all())
         # No more gap rows than kept entries (plus the one at the start): the table stays small.
         assert AuditGap.objects.count() <= AuditEntry.objects.count() + 1
     # Every entry removed is accounted for in the gaps crossed, however they were merged.
