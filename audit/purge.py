@@ -109,7 +109,7 @@ def audit_purge_batch(
         if not doomed:
             return Batch(0, after_id)
         absorbed, created = _gaps_after_removing(doomed)
-        digest, count = _gaps_stated()
+        digest, count = _gaps_stated()  # before the delete: the newest purge entry may be doomed
         digest += sum(_gap_term(g) for g in created) - sum(_gap_term(g) for g in absorbed)
         AuditGap.objects.filter(pk__in=[g.pk for g in absorbed]).delete()
         AuditEntry.objects.filter(pk__in=[row.id for row in doomed]).delete()
