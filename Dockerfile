@@ -10,6 +10,7 @@ COPY rbac ./rbac
 COPY replication ./replication
 COPY proxycache ./proxycache
 COPY audit ./audit
+COPY jobs ./jobs
 COPY api ./api
 COPY console ./console
 # python-ldap builds from source: a compiler and the LDAP/SASL headers for the build only.

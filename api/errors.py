@@ -15,6 +15,7 @@ from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from audit.exceptions import PurgeBusy, PurgeInvalid
 from distribution.exceptions import (
     ArtifactLabelExists,
     DigestInvalid,
@@ -87,6 +88,8 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (RequestDataTooBig, 413),
     (TagExists, 409),
     (GCBusy, 409),
+    (PurgeBusy, 409),
+    (PurgeInvalid, 400),
     (LabelExists, 409),
     (ArtifactLabelExists, 409),
     (LabelInvalid, 400),

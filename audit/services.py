@@ -83,37 +83,51 @@ def _append(events: list[Event], *, background: bool = False) -> None:
     # The head row is locked for the whole append, so entries are chained (and get
     # their ids) in one order, whoever appends at the same time.
     with transaction.atomic():
-        if background and connection.vendor == "postgresql":
-            # The entry table first, then the head: the order a TRUNCATE of both (a
-            # database flush) takes them in, so the two wait for each other, never deadlock.
-            # (Appends inside a request finish before anything else can flush.)
-            with connection.cursor() as cursor:
-                table = connection.ops.quote_name(AuditEntry._meta.db_table)
-                cursor.execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
-        head = AuditHead.objects.select_for_update().filter(id=1).first()
-        if head is None:
-            AuditHead.objects.get_or_create(id=1, defaults={"hash": GENESIS})
-            head = AuditHead.objects.select_for_update().get(id=1)
-        previous = head.hash
-        entries = []
-        for event in events:
-            digest = entry_hash(previous, event)
-            entries.append(
-                AuditEntry(
-                    at=event.at,
-                    actor=event.actor,
-                    source=event.source,
-                    action=event.action,
-                    resource=event.resource,
-                    detail=event.detail,
-                    previous_hash=previous,
-                    hash=digest,
-                )
-            )
-            previous = digest
+        head = chain_lock(table_first=background)
+        entries = chain_events(head.hash, events)
         AuditEntry.objects.bulk_create(entries)
-        head.hash = previous
+        head.hash = entries[-1].hash if entries else head.hash
         head.save(update_fields=["hash"])
+
+
+def chain_lock(*, table_first: bool = False) -> AuditHead:
+    """Lock the chain's head row (created at GENESIS if missing) for the caller's transaction.
+
+    Whoever holds it is the only one appending to (or purging) the chain.
+    """
+    if table_first and connection.vendor == "postgresql":
+        # The entry table first, then the head: the order a TRUNCATE of both (a
+        # database flush) takes them in, so the two wait for each other, never deadlock.
+        # (Appends inside a request finish before anything else can flush.)
+        with connection.cursor() as cursor:
+            table = connection.ops.quote_name(AuditEntry._meta.db_table)
+            cursor.execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
+    head = AuditHead.objects.select_for_update().filter(id=1).first()
+    if head is None:
+        AuditHead.objects.get_or_create(id=1, defaults={"hash": GENESIS})
+        head = AuditHead.objects.select_for_update().get(id=1)
+    return head
+
+
+def chain_events(previous: str, events: list[Event]) -> list[AuditEntry]:
+    """Unsaved entries for ``events``, each linked to the one before, the first to ``previous``."""
+    entries = []
+    for event in events:
+        digest = entry_hash(previous, event)
+        entries.append(
+            AuditEntry(
+                at=event.at,
+                actor=event.actor,
+                source=event.source,
+                action=event.action,
+                resource=event.resource,
+                detail=event.detail,
+                previous_hash=previous,
+                hash=digest,
+            )
+        )
+        previous = digest
+    return entries
 
 
 class _PullQueue:

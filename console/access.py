@@ -69,6 +69,9 @@ SYSTEM_ABILITIES: dict[str, tuple[str, str]] = {
     "change_replication": (System.REPLICATION, Act.UPDATE),
     "delete_replication": (System.REPLICATION, Act.DELETE),
     "schedule_gc": (System.GC, Act.UPDATE),
+    "see_purge_audit": (System.PURGE_AUDIT, Act.LIST),
+    "run_purge_audit": (System.PURGE_AUDIT, Act.CREATE),
+    "schedule_purge_audit": (System.PURGE_AUDIT, Act.UPDATE),
 }
 
 

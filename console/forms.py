@@ -35,3 +35,13 @@ def days_parse(text: str) -> int | None:
     if not text.isdigit():
         raise FieldInvalid("the lifetime is a number of days, or empty for never")
     return int(text)
+
+
+def hours_parse(text: str) -> int | None:
+    """A retention period: a whole number of hours, or empty (the service says it is required)."""
+    text = text.strip()
+    if not text:
+        return None
+    if not text.lstrip("-").isdigit():
+        raise FieldInvalid("the retention is a whole number of hours")
+    return int(text)

@@ -3,7 +3,7 @@ fixed suffix after the name, and a digest (with its colon) cannot be part of a n
 
 from django.urls import path, re_path
 
-from .views import admin, artifacts, members, policy, projects, replication, robots
+from .views import admin, artifacts, audit_rotation, members, policy, projects, replication, robots
 
 app_name = "console"
 
@@ -51,6 +51,16 @@ urlpatterns = [
     path("administration/groups/", admin.groups_page, name="admin_groups"),
     path("administration/settings/", admin.settings_page, name="admin_settings"),
     path("administration/audit/", admin.audit_page, name="admin_audit"),
+    path(
+        "administration/audit/rotation/",
+        audit_rotation.rotation_page,
+        name="admin_audit_rotation",
+    ),
+    path(
+        "administration/audit/rotation/schedule/",
+        audit_rotation.rotation_schedule_page,
+        name="admin_audit_rotation_schedule",
+    ),
     path("administration/gc/", admin.gc_page, name="admin_gc"),
     *replication.urlpatterns,
     path("administration/gc/schedule/", admin.gc_schedule_page, name="admin_gc_schedule"),

@@ -236,7 +236,7 @@ class GCRun(models.Model):
     uploads_deleted = models.IntegerField(default=0)
     log = models.TextField(blank=True)
     trigger = models.CharField(max_length=16, default="manual", help_text="manual or schedule")
-    # When the run was last sent to a worker, and how often (distribution/job_recovery.py):
+    # When the run was last sent to a worker, and how often (jobs/recovery.py):
     # a run pending long after its message was sent is sent again.
     dispatched_at = models.DateTimeField(null=True, blank=True)
     dispatches = models.IntegerField(default=0)
@@ -339,7 +339,7 @@ class RetentionRun(models.Model):
     # Written when the run starts and after each repository; a running run whose heartbeat
     # is old lost its worker and is marked failed (retention.retention_fail_stalled).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # When the run was last sent to a worker, and how often (distribution/job_recovery.py):
+    # When the run was last sent to a worker, and how often (jobs/recovery.py):
     # a run pending long after its message was sent is sent again.
     dispatched_at = models.DateTimeField(null=True, blank=True)
     dispatches = models.IntegerField(default=0)

@@ -22,12 +22,12 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
+from jobs.cron import cron_fires, cron_schedule
+from jobs.recovery import JobKind, Recovered, job_send, jobs_recover
 from projects.models import Project
 
-from .cron import cron_fires, cron_schedule
 from .exceptions import RuleInvalid
 from .immutability import immutable_tags, short_name
-from .job_recovery import JobKind, Recovered, job_send, jobs_recover
 from .models import Manifest, Repository, RetentionPolicy, RetentionRun, RetentionStatus, Tag
 from .patterns import PatternInvalid, glob_check, glob_match
 from .signals import deleted_artifacts, send_deleted
@@ -252,7 +252,7 @@ RETENTION_JOBS = JobKind(
 
 def retention_recover(*, now: datetime | None = None) -> Recovered:
     """Send pending runs whose message may be lost again; fail those no worker took at all
-    (the beat check, each minute: see distribution/job_recovery.py)."""
+    (the beat check, each minute: see jobs/recovery.py)."""
     return jobs_recover(RETENTION_JOBS, now=now)
 
 

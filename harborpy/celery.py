@@ -2,12 +2,13 @@
 
 Celery beat sends, once a minute, a checker of the garbage-collection schedule
 (the admin's, else ``HARBORPY_GC_SCHEDULE``: read from the database each time,
-so a change needs no restart); with ``HARBORPY_RETENTION_SCHEDULER``, one of
+so a change needs no restart) and one of the audit log rotation's (the
+admin's, from the database too); with ``HARBORPY_RETENTION_SCHEDULER``, one of
 the retention policies whose own schedule is due; and, with
 ``HARBORPY_REPLICATION_SCHEDULER``, one that starts the replication policies
 due and fails stalled executions.  Each of the three also sends again the runs
 of its kind that stay pending (their message may be lost), and fails those no
-worker took at all (distribution/job_recovery.py).  The settings are read when
+worker took at all (jobs/recovery.py).  The settings are read when
 the app is configured, not at import.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 
-from distribution.cron import cron_schedule
+from jobs.cron import cron_schedule
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "harborpy.settings")
 
@@ -32,6 +33,10 @@ def beat_schedule(settings: Any) -> dict[str, dict[str, Any]]:
     schedule["garbage-collection"] = {
         "task": "distribution.gc_scheduled",
         "schedule": crontab(),  # every minute: pending runs, the schedule in effect
+    }
+    schedule["audit-log-rotation"] = {
+        "task": "audit.purge_scheduled",
+        "schedule": crontab(),  # every minute: the admin's schedule is checked in the task
     }
     if settings.HARBORPY_RETENTION_SCHEDULER:
         schedule["tag-retention"] = {

@@ -54,6 +54,7 @@ class System(StrEnum):
     QUOTA = "quota"  # every project's quota and the storage used in all
     LABEL = "system-label"  # global labels: create, update, delete
     GC = "gc"  # garbage collection: list runs, start one
+    PURGE_AUDIT = "purge-audit"  # audit log rotation: list runs, start one, the schedule
     REPLICATION = "replication"  # endpoints, policies, executions
 
 

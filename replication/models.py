@@ -116,7 +116,7 @@ class Execution(models.Model):
     # Written by the running worker between tasks; a running execution whose heartbeat
     # is old lost its worker and is marked failed (stalled) so it can be run again.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # When the run was last sent to a worker, and how often (distribution/job_recovery.py):
+    # When the run was last sent to a worker, and how often (jobs/recovery.py):
     # a run pending long after its message was sent is sent again.
     dispatched_at = models.DateTimeField(null=True, blank=True)
     dispatches = models.IntegerField(default=0)

@@ -17,11 +17,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
 from audit.services import Actor, audit_record
-from distribution.cron import cron_schedule
 from distribution.exceptions import NameInvalid
 from distribution.grammar import check_name
 from distribution.models import Label
 from distribution.patterns import PatternInvalid, glob_check
+from jobs.cron import cron_schedule
 from projects.models import Project
 
 from .exceptions import (

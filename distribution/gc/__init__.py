@@ -21,11 +21,11 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
+from jobs.recovery import JobKind, Recovered, job_send, jobs_fail_lost, jobs_recover
 from projects.sizes import size_format
 
 from ..blobstore import blob_store
 from ..exceptions import GCBusy
-from ..job_recovery import JobKind, Recovered, job_send, jobs_fail_lost, jobs_recover
 from ..models import GCRun, GCStatus
 from .blobs import (
     Freed,
@@ -184,7 +184,7 @@ GC_JOBS = JobKind(model=GCRun, name="gc", task=_task, refuse=_refuse)
 
 def gc_recover(*, now: datetime | None = None) -> Recovered:
     """Send pending runs whose message may be lost again; fail those no worker took at all
-    (the beat check, each minute: see distribution/job_recovery.py)."""
+    (the beat check, each minute: see jobs/recovery.py)."""
     return jobs_recover(GC_JOBS, now=now)
 
 

@@ -20,8 +20,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
+from jobs.cron import cron_fires, cron_next, cron_schedule
 
-from ..cron import cron_fires, cron_next, cron_schedule
 from ..exceptions import GCBusy, ScheduleInvalid
 from ..models import GCRun, GCSchedule
 

@@ -21,10 +21,10 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from distribution.exceptions import RegistryError
-from distribution.job_recovery import JobKind, job_send
 from distribution.manifests import parse_manifest
 from distribution.models import Tag
 from distribution.patterns import PatternInvalid, glob_match
+from jobs.recovery import JobKind, job_send
 
 from ..client import DeleteUnsupported, ReplicationError
 from ..models import Direction, Execution, Operation, ReplicationPolicy, Status, Task

@@ -21,10 +21,10 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from distribution.cron import cron_fires, cron_schedule
-from distribution.job_recovery import Recovered, jobs_recover
 from distribution.models import ArtifactLabel
 from distribution.signals import DeletedArtifact
+from jobs.cron import cron_fires, cron_schedule
+from jobs.recovery import Recovered, jobs_recover
 
 from ..models import (
     Direction,
@@ -119,7 +119,7 @@ def executions_fail_stalled(
 
 def executions_recover(*, now: datetime | None = None) -> Recovered:
     """Send pending executions whose message may be lost again; fail those no worker took
-    at all, with their tasks (distribution/job_recovery.py)."""
+    at all, with their tasks (jobs/recovery.py)."""
     return jobs_recover(EXECUTION_JOBS, now=now)
 
 

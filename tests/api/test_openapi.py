@@ -17,6 +17,7 @@ from api.openapi import openapi_document
 from distribution.models import Label
 from tests.api.test_gc_api import gc_worker_fixture  # noqa: F401
 from tests.api.test_projects_api import api, as_, password_hash, team  # noqa: F401
+from tests.api.test_purgeaudit_api import audit_worker_fixture  # noqa: F401
 from tests.distribution.helpers import push_artifact, push_image, push_index
 from tests.fixtures.server import ADMIN
 
@@ -459,3 +460,24 @@ def test_real_gc_and_retention_responses_fit_the_document(registry, document, gc
     ids["rule_id"] = created.json()["id"]
     call("get", "/projects/{project}/immutabletagrules", "pat", status=200)
     call("delete", "/projects/{project}/immutabletagrules/{rule_id}", "pat", status=200)
+
+
+@pytest.mark.usefixtures("team")
+def test_real_purge_audit_responses_fit_the_document(registry, document, audit_worker) -> None:
+    ids: dict[str, Any] = {}
+    call = caller(registry, document, ids)
+    call("get", "/system/purgeaudit/schedule", status=200)
+    daily = {"schedule": {"type": "Daily"}, "parameters": {"audit_retention_hour": 48}}
+    call("put", "/system/purgeaudit/schedule", json=daily, status=200)
+    call("get", "/system/purgeaudit/schedule", status=200)
+    call("put", "/system/purgeaudit/schedule", json={"schedule": {"type": "Custom"}}, status=400)
+    call("put", "/system/purgeaudit/schedule", "pat", json=daily, status=403)
+    call("put", "/system/purgeaudit/schedule", "anonymous", json=daily, status=401)
+    manual = {"schedule": {"type": "Manual"}, "parameters": {"audit_retention_hour": 0}}
+    ids["purge_id"] = call("post", "/system/purgeaudit/schedule", json=manual, status=201).json()[
+        "id"
+    ]
+    call("post", "/system/purgeaudit/schedule", json={"schedule": {"type": "Manual"}}, status=400)
+    call("get", "/system/purgeaudit/{purge_id}", status=200)
+    call("get", "/system/purgeaudit/{purge_id}", "out", status=403)
+    call("get", "/system/purgeaudit", status=200)

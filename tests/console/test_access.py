@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import URLPattern, reverse
 
-from audit.models import AuditEntry
+from audit.models import AuditEntry, AuditPurgeRun, AuditPurgeSchedule
 from audit.services import SYSTEM
 from console.urls import urlpatterns
 from distribution.models import (
@@ -55,6 +55,8 @@ FORM = {
     "direction": "push",
     "trigger": "manual",
     "enabled": "1",
+    "retention_hour": "0",
+    "operations": "pull",
 }
 
 
@@ -162,6 +164,8 @@ def test_the_battery_covers_every_kind_of_change() -> None:
         "retention_run",
         "immutable_add",
         "immutable_remove",
+        "admin_audit_rotation",
+        "admin_audit_rotation_schedule",
     } <= names, names
 
 
@@ -180,6 +184,7 @@ def test_a_guest_is_refused_and_changes_nothing(pattern: URLPattern, world) -> N
     assert list(Execution.objects.values_list("status", flat=True)) == ["pending"]
     assert not GCSchedule.objects.exists() and not RetentionRun.objects.exists()
     assert not ImmutableRule.objects.exists() and not RetentionPolicy.objects.exists()
+    assert not AuditPurgeRun.objects.exists() and not AuditPurgeSchedule.objects.exists()
 
 
 @pytest.mark.parametrize("pattern", ENDPOINTS, ids=lambda p: p.name)

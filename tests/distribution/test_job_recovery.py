@@ -18,22 +18,25 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from audit.models import AuditPurgeRun
+from audit.rotation import PURGE_JOBS, audit_purge_recover
 from audit.services import SYSTEM
+from audit.tasks import run_audit_purge  # the worker must know these tasks
 from distribution.gc import GC_JOBS, gc_recover, gc_start
-from distribution.job_recovery import JobKind, Recovered, job_send
 from distribution.models import GCRun, RetentionRun
 from distribution.retention import RETENTION_JOBS, retention_policy_set, retention_recover
 from harborpy.checks import job_settings
+from jobs.recovery import JobKind, Recovered, job_send
 from projects.models import Project
 from replication.models import Direction, Execution, RegistryEndpoint, ReplicationPolicy, Task
 from replication.services import executions_recover
 from replication.services.executions import EXECUTION_JOBS
-from replication.tasks import run_execution  # the worker must know replication's tasks
+from replication.tasks import run_execution
 from tests.gc.helpers import push_image
 from tests.gc.test_jobs import celery_worker
 
 # the live-worker fixture of the GC job tests, reused here; a task it must know
-__all__ = ["celery_worker", "run_execution"]
+__all__ = ["celery_worker", "run_audit_purge", "run_execution"]
 
 AGAIN = "sent to a worker again"
 
@@ -80,6 +83,12 @@ def _retention(created: datetime, **fields: Any) -> RetentionRun:
     return RetentionRun.objects.create(policy=_policy(), started_at=created, **fields)
 
 
+def _purge(created: datetime, **fields: Any) -> AuditPurgeRun:
+    run = AuditPurgeRun.objects.create(retention_hour=24, **fields)
+    AuditPurgeRun.objects.filter(pk=run.pk).update(created_at=created)
+    return run
+
+
 def _execution(created: datetime, **fields: Any) -> Execution:
     execution = Execution.objects.create(policy=_replication_policy(), **fields)
     Execution.objects.filter(pk=execution.pk).update(created_at=created)
@@ -90,6 +99,7 @@ KINDS = {
     "gc": Kind("gc", GC_JOBS, gc_recover, _gc),
     "retention": Kind("retention", RETENTION_JOBS, retention_recover, _retention),
     "replication": Kind("replication", EXECUTION_JOBS, executions_recover, _execution),
+    "audit-purge": Kind("audit-purge", PURGE_JOBS, audit_purge_recover, _purge),
 }
 
 
@@ -103,7 +113,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
     """What reaches the broker: (task name, arguments) per message, for every kind's task."""
     messages: list[tuple[str, tuple[Any, ...]]] = []
     lock = threading.Lock()
-    for jobs in (GC_JOBS, RETENTION_JOBS, EXECUTION_JOBS):
+    for jobs in (GC_JOBS, RETENTION_JOBS, EXECUTION_JOBS, PURGE_JOBS):
         task = jobs.task()
 
         def apply_async(args: tuple[Any, ...], name: str = task.name, **_: Any) -> None:
@@ -308,6 +318,7 @@ BEAT = {  # what Celery beat sends each minute
     "gc": "distribution.gc_scheduled",
     "retention": "distribution.retention_scheduled",
     "replication": "replication.scheduled",
+    "audit-purge": "audit.purge_scheduled",
 }
 
 

@@ -17,12 +17,12 @@ from django.db import connection
 
 from audit.models import AuditEntry
 from audit.services import SYSTEM
-from distribution.cron import cron_next
 from distribution.exceptions import ScheduleInvalid
 from distribution.gc import gc_enqueue, gc_schedule_get, gc_schedule_set, gc_scheduled
 from distribution.models import GCRun, GCStatus
 from harborpy.celery import app, beat_schedule, cron_schedule
 from harborpy.checks import gc_settings
+from jobs.cron import cron_next
 from tests.fixtures.server import database_url
 
 from .helpers import age_everything, gone, intact, lock_held_elsewhere, push_blob, push_image

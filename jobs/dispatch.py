@@ -1,4 +1,4 @@
-"""Handing a recorded run (a GCRun, a RetentionRun, a replication Execution) to a worker.
+"""Handing a recorded run (a GCRun, a RetentionRun, an AuditPurgeRun, an Execution) to a worker.
 
 Every run is a row first; once that row is committed, its id goes to a Celery
 task.  The queue is Redis when ``REDIS_URL`` is set (workers are services of

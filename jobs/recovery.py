@@ -36,7 +36,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from .jobs import job_dispatch
+from .dispatch import job_dispatch
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Cron expressions, as Celery crontabs: for the GC's schedule setting and retention policies."""
+"""Cron expressions, as Celery crontabs: the GC, audit rotation and retention schedules."""
 
 from __future__ import annotations
 
