@@ -15,10 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from jobs.cron import cron_fires, cron_next, cron_schedule
+from jobs.cron import (
+    SCHEDULE_KINDS,
+    cron_fires,
+    cron_next_run,
+    cron_schedule,
+    minute_claim,
+    schedule_cron,
+)
 
 from .exceptions import PurgeBusy, PurgeInvalid
 from .models import AuditPurgeRun, AuditPurgeSchedule
@@ -27,14 +33,7 @@ from .services import SYSTEM, Actor, audit_record
 
 logger = logging.getLogger(__name__)
 
-# Harbor's schedule types; the fixed ones have their cron (Harbor's six fields, seconds first).
-KINDS: dict[str, str] = {
-    "None": "",
-    "Hourly": "0 0 * * * *",
-    "Daily": "0 0 0 * * *",
-    "Weekly": "0 0 0 * * 0",
-    "Custom": "",
-}
+KINDS = SCHEDULE_KINDS
 
 
 @dataclass(frozen=True)
@@ -51,13 +50,7 @@ class PurgeSchedule:
 
     def next_run(self, now: datetime | None = None) -> datetime | None:
         """When it next fires, after ``now``; None when it never does."""
-        if not self.cron:
-            return None
-        try:
-            schedule = cron_schedule(self.cron)
-        except ValueError:
-            return None
-        return cron_next(schedule, timezone.localtime(now or timezone.now()))
+        return cron_next_run(self.cron, timezone.localtime(now or timezone.now()))
 
 
 def audit_purge_schedule_get() -> PurgeSchedule:
@@ -88,22 +81,10 @@ def audit_purge_schedule_set(
     Hourly, Daily and Weekly take their fixed cron unless one is given; Custom
     needs one; every kind but None needs the retention in hours.
     """
-    if kind not in KINDS:
-        raise PurgeInvalid(
-            f"schedule.type {kind!r}: one of {', '.join(KINDS)}"
-            + ("; to start a run now, POST a Manual schedule" if kind == "Manual" else "")
-        )
-    cron = "" if kind == "None" else (cron.strip() or KINDS[kind])
-    if kind == "Custom" and not cron:
-        raise PurgeInvalid("schedule.cron: a Custom schedule needs a cron expression")
-    if cron:
-        try:
-            cron_schedule(cron)
-        except ValueError as error:
-            raise PurgeInvalid(
-                f"schedule.cron: {error}; use minute hour day month weekday"
-                " (or Harbor's six fields with seconds 0)"
-            ) from None
+    try:
+        cron = schedule_cron(kind, cron)
+    except ValueError as error:
+        raise PurgeInvalid(str(error)) from None
     names = purge_operations(operations)
     if kind != "None" or retention_hour is not None:
         retention_hour = purge_retention(retention_hour)
@@ -152,12 +133,7 @@ def audit_purge_scheduled(*, now: datetime | None = None) -> AuditPurgeRun | Non
         return None
     if not due:
         return None
-    claimed = (
-        AuditPurgeSchedule.objects.filter(pk=SINGLETON)
-        .filter(Q(scheduled_at__isnull=True) | Q(scheduled_at__lt=minute))
-        .update(scheduled_at=minute)
-    )
-    if not claimed:
+    if not minute_claim(AuditPurgeSchedule.objects.filter(pk=SINGLETON), minute):
         return None
     try:
         return audit_purge_start(

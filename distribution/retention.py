@@ -22,7 +22,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
-from jobs.cron import cron_fires, cron_schedule
+from jobs.cron import cron_fires, cron_schedule, minute_claim
 from jobs.recovery import JobKind, Recovered, job_send, jobs_recover
 from projects.models import Project
 
@@ -419,12 +419,7 @@ def retention_scheduled(*, now: datetime | None = None) -> list[RetentionRun]:
             continue  # checked when set; a policy from before the check is skipped
         if not due:
             continue
-        claimed = (
-            RetentionPolicy.objects.filter(pk=policy.pk)
-            .filter(Q(scheduled_at__isnull=True) | Q(scheduled_at__lt=minute))
-            .update(scheduled_at=minute)
-        )
-        if not claimed:
+        if not minute_claim(RetentionPolicy.objects.filter(pk=policy.pk), minute):
             continue
         try:
             runs.append(retention_start(policy=policy, dry_run=False, trigger="schedule"))

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery.schedules import crontab
+from django.db.models import Q, QuerySet
+
+# Harbor's schedule types; the fixed ones have their cron (Harbor's six fields, seconds first).
+SCHEDULE_KINDS: dict[str, str] = {
+    "None": "",
+    "Hourly": "0 0 * * * *",
+    "Daily": "0 0 0 * * *",
+    "Weekly": "0 0 0 * * 0",
+    "Custom": "",
+}
 
 _ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -67,3 +78,51 @@ def cron_next(schedule: crontab, after: datetime, *, days: int = 366 * 5) -> dat
                 if moment >= start:
                     return moment
     return None
+
+
+def schedule_cron(kind: str, cron: str = "") -> str:
+    """The cron expression of a schedule of Harbor's ``kind`` ("" for None), checked.
+
+    Hourly, Daily and Weekly take their fixed cron unless one is given; Custom needs
+    one.  Raises ValueError with a message naming the field for anything unusable.
+    """
+    if kind not in SCHEDULE_KINDS:
+        raise ValueError(
+            f"schedule.type {kind!r}: one of {', '.join(SCHEDULE_KINDS)}"
+            + ("; to start a run now, POST a Manual schedule" if kind == "Manual" else "")
+        )
+    cron = "" if kind == "None" else (cron.strip() or SCHEDULE_KINDS[kind])
+    if kind == "Custom" and not cron:
+        raise ValueError("schedule.cron: a Custom schedule needs a cron expression")
+    if cron:
+        try:
+            cron_schedule(cron)
+        except ValueError as error:
+            raise ValueError(
+                f"schedule.cron: {error}; use minute hour day month weekday"
+                " (or Harbor's six fields with seconds 0)"
+            ) from None
+    return cron
+
+
+def cron_next_run(expression: str, after: datetime) -> datetime | None:
+    """When ``expression`` next fires after ``after`` (aware); None when it never does or
+    is no cron expression (an empty one: no schedule)."""
+    if not expression:
+        return None
+    try:
+        schedule = cron_schedule(expression)
+    except ValueError:
+        return None
+    return cron_next(schedule, after)
+
+
+def minute_claim(rows: QuerySet[Any], minute: datetime) -> bool:
+    """Claim ``minute`` for the scheduled row(s) ``rows`` (field ``scheduled_at``) with one
+    conditional UPDATE: true for the one caller that moved it, so two beats, or a late and
+    an early tick, start a scheduled run once."""
+    return bool(
+        rows.filter(Q(scheduled_at__isnull=True) | Q(scheduled_at__lt=minute)).update(
+            scheduled_at=minute
+        )
+    )

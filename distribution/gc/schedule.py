@@ -16,11 +16,17 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
-from jobs.cron import cron_fires, cron_next, cron_schedule
+from jobs.cron import (
+    SCHEDULE_KINDS,
+    cron_fires,
+    cron_next_run,
+    cron_schedule,
+    minute_claim,
+    schedule_cron,
+)
 
 from ..exceptions import GCBusy, ScheduleInvalid
 from ..models import GCRun, GCSchedule
@@ -28,14 +34,7 @@ from ..models import GCRun, GCSchedule
 logger = logging.getLogger(__name__)
 
 SINGLETON = 1
-# Harbor's schedule types; the fixed ones have their cron (Harbor's six fields, seconds first).
-KINDS: dict[str, str] = {
-    "None": "",
-    "Hourly": "0 0 * * * *",
-    "Daily": "0 0 0 * * *",
-    "Weekly": "0 0 0 * * 0",
-    "Custom": "",
-}
+KINDS = SCHEDULE_KINDS
 SOURCE_SETTING, SOURCE_ADMIN = "setting", "admin"
 
 
@@ -53,13 +52,7 @@ class Schedule:
 
     def next_run(self, now: datetime | None = None) -> datetime | None:
         """When it next fires, after ``now``; None when it never does."""
-        if not self.cron:
-            return None
-        try:
-            schedule = cron_schedule(self.cron)
-        except ValueError:
-            return None
-        return cron_next(schedule, timezone.localtime(now or timezone.now()))
+        return cron_next_run(self.cron, timezone.localtime(now or timezone.now()))
 
 
 def gc_schedule_get() -> Schedule:
@@ -94,22 +87,10 @@ def gc_schedule_set(
 
     Hourly, Daily and Weekly take their fixed cron unless one is given; Custom needs one.
     """
-    if kind not in KINDS:
-        raise ScheduleInvalid(
-            f"schedule.type {kind!r}: one of {', '.join(KINDS)}"
-            + ("; to start a run now, POST a Manual schedule" if kind == "Manual" else "")
-        )
-    cron = "" if kind == "None" else (cron.strip() or KINDS[kind])
-    if kind == "Custom" and not cron:
-        raise ScheduleInvalid("schedule.cron: a Custom schedule needs a cron expression")
-    if cron:
-        try:
-            cron_schedule(cron)
-        except ValueError as error:
-            raise ScheduleInvalid(
-                f"schedule.cron: {error}; use minute hour day month weekday"
-                " (or Harbor's six fields with seconds 0)"
-            ) from None
+    try:
+        cron = schedule_cron(kind, cron)
+    except ValueError as error:
+        raise ScheduleInvalid(str(error)) from None
     if grace is not None and grace < 0:
         raise ScheduleInvalid("parameters.grace: seconds, 0 or more")
     with transaction.atomic():
@@ -153,12 +134,7 @@ def gc_scheduled(*, now: datetime | None = None) -> GCRun | None:
     if not due:
         return None
     GCSchedule.objects.get_or_create(pk=SINGLETON)
-    claimed = (
-        GCSchedule.objects.filter(pk=SINGLETON)
-        .filter(Q(scheduled_at__isnull=True) | Q(scheduled_at__lt=minute))
-        .update(scheduled_at=minute)
-    )
-    if not claimed:
+    if not minute_claim(GCSchedule.objects.filter(pk=SINGLETON), minute):
         return None
     try:
         return gc_start(

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from distribution.models import ArtifactLabel
 from distribution.signals import DeletedArtifact
-from jobs.cron import cron_fires, cron_schedule
+from jobs.cron import cron_fires, cron_schedule, minute_claim
 from jobs.recovery import Recovered, jobs_recover
 
 from ..models import (
@@ -67,12 +67,7 @@ def replication_scheduled(*, now: datetime | None = None) -> list[Execution]:
                 continue
         except ValueError:
             continue  # checked when set; one from before the check is skipped
-        claimed = (
-            ReplicationPolicy.objects.filter(pk=policy.pk)
-            .filter(Q(scheduled_at__isnull=True) | Q(scheduled_at__lt=minute))
-            .update(scheduled_at=minute)
-        )
-        if not claimed:
+        if not minute_claim(ReplicationPolicy.objects.filter(pk=policy.pk), minute):
             continue
         try:
             started.append(execution_start(policy=policy, trigger=Trigger.SCHEDULED))
