@@ -106,13 +106,22 @@ def _accepts(accept: list[str], media_type: str) -> bool:
 
 
 def _default_platform_child(index: Manifest, accept: list[str]) -> Manifest | None:
+    digest = default_platform_digest(index)
+    child = index.children.filter(digest=digest).first() if digest else None
+    if child is not None and _accepts(accept, child.media_type):
+        return child
+    return None
+
+
+def default_platform_digest(index: Manifest) -> str | None:
+    """The digest of an index's linux/amd64 manifest: what a client that cannot take the
+    index gets for its tag (as the reference registry does)."""
     document = json.loads(bytes(index.body))
     for entry in document.get("manifests", []):
         platform = entry.get("platform") or {}
         if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
-            child = index.children.filter(digest=entry.get("digest")).first()
-            if child is not None and _accepts(accept, child.media_type):
-                return child
+            digest = entry.get("digest")
+            return digest if isinstance(digest, str) else None
     return None
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 from django.conf import settings
 from django.core.cache import cache
@@ -40,6 +40,7 @@ from distribution.exceptions import (
     Unavailable,
 )
 from distribution.grammar import is_digest
+from distribution.manifests import INDEX_TYPES
 from distribution.models import Blob, BlobState, Manifest, Repository, RepositoryBlob, Tag
 from distribution.services.manifests import manifest_put
 from distribution.services.repositories import blob_link, cache_fill, repository_for_push
@@ -65,7 +66,7 @@ def manifest_read(
     upstream: Upstream, *, name: str, reference: str, accept: list[str], with_body: bool = True
 ) -> Manifest:
     """The manifest ``reference`` names in a proxy-cache repository, fetched if need be."""
-    local = _local_manifest(name, reference, accept, with_body)
+    local = _local_manifest(upstream, name, reference, accept, with_body)
     if local is not None and (is_digest(reference) or cache.get(_fresh_key(name, reference))):
         return local
     try:
@@ -100,9 +101,7 @@ def manifest_read(
         return local
     if not is_digest(reference):
         _mark_fresh(name, reference, settings.HARBORPY_PROXY_MANIFEST_TTL)
-    return selectors.manifest_get(
-        repository_name=name, reference=reference, accept=accept, with_body=with_body
-    )
+    return _manifest_get(upstream, name, reference, accept, with_body)
 
 
 def manifest_fetch(upstream: Upstream, *, name: str, reference: str) -> Manifest:
@@ -133,12 +132,13 @@ def manifest_fetch(upstream: Upstream, *, name: str, reference: str) -> Manifest
             ignore_conflicts=True,
         )
         _adopt(manifest.repository, [manifest.digest])
-    if absent or absent_children:
-        # A fill may have stored one of them while this transaction was open, and looked
-        # for waiting manifests before these rows were visible: attach what is here now.
-        with transaction.atomic():
+    # Both sides look again once committed: a fill or a child fetch that ran alongside may
+    # have looked for waiting rows before this transaction's were visible, and this one
+    # for its indexes before theirs were.
+    with transaction.atomic():
+        if absent:
             _attach(manifest.repository, absent)
-            _adopt(manifest.repository, absent_children)
+        _adopt(manifest.repository, [manifest.digest, *absent_children])
     return manifest
 
 
@@ -179,14 +179,50 @@ def referrers_read(upstream: Upstream, *, name: str, digest: str) -> None:
 
 
 def _local_manifest(
-    name: str, reference: str, accept: list[str], with_body: bool
+    upstream: Upstream, name: str, reference: str, accept: list[str], with_body: bool
 ) -> Manifest | None:
+    try:
+        return _manifest_get(upstream, name, reference, accept, with_body)
+    except (ManifestUnknown, NameUnknown):
+        return None
+
+
+def _manifest_get(
+    upstream: Upstream, name: str, reference: str, accept: list[str], with_body: bool
+) -> Manifest:
+    """The stored manifest, as for any project; for a client that cannot take an index
+    under a tag, its linux/amd64 child, fetched first if the cache does not have it yet."""
     try:
         return selectors.manifest_get(
             repository_name=name, reference=reference, accept=accept, with_body=with_body
         )
-    except (ManifestUnknown, NameUnknown):
-        return None
+    except ManifestUnknown:
+        if not _default_child_fetched(upstream, name, reference):
+            raise
+    return selectors.manifest_get(
+        repository_name=name, reference=reference, accept=accept, with_body=with_body
+    )
+
+
+def _default_child_fetched(upstream: Upstream, name: str, reference: str) -> bool:
+    """Fetch the default child of the index tag ``reference`` names when it is absent."""
+    if is_digest(reference):
+        return False
+    index = Manifest.objects.filter(
+        repository__name=name, tags__name=reference, media_type__in=INDEX_TYPES
+    ).first()
+    digest = selectors.default_platform_digest(index) if index is not None else None
+    if index is None or digest is None or not index.absent_children.filter(digest=digest).exists():
+        return False
+    try:
+        manifest_fetch(upstream, name=name, reference=digest)
+    except RemoteError as error:
+        if error.status == 404:
+            return False  # the upstream's index names a manifest it does not have
+        raise _not_cached(name, digest, upstream, error) from None
+    except ReplicationError as error:
+        raise _not_cached(name, digest, upstream, error) from None
+    return True
 
 
 def _tag_digest(name: str, tag: str) -> str | None:
@@ -222,7 +258,11 @@ def _stale_or(
             name, reference, min(RETRY_UPSTREAM_AFTER, settings.HARBORPY_PROXY_MANIFEST_TTL)
         )
         return local
-    raise Unavailable(
+    raise _not_cached(name, reference, upstream, error)
+
+
+def _not_cached(name: str, reference: str, upstream: Upstream, error: Exception) -> Unavailable:
+    return Unavailable(
         f"{name}:{reference} is not cached and the upstream registry "
         f"{upstream.endpoint_name!r} did not answer: {error}",
         retry_after=RETRY_UPSTREAM_AFTER,
@@ -401,6 +441,7 @@ def _attach(repository: Repository, digests: list[str]) -> None:
     if not held:
         return
     waiting = AbsentBlob.objects.filter(manifest__repository=repository, digest__in=list(held))
+    _lock_manifests(waiting.values_list("manifest_id", flat=True))
     through = Manifest.blobs.through
     through.objects.bulk_create(
         [
@@ -420,12 +461,17 @@ def _adopt(repository: Repository, digests: list[str]) -> None:
     waiting = AbsentChild.objects.filter(index__repository=repository, digest__in=digests)
     if not waiting.exists():
         return
+    # Locked as a push of the index locks them (children, then the index), so a fetch of
+    # the index alongside waits here instead of deadlocking; a child garbage collection
+    # took meanwhile is not attached.
     held = dict(
-        Manifest.objects.filter(repository=repository, digest__in=digests).values_list(
-            "digest", "pk"
-        )
+        Manifest.objects.select_for_update()
+        .filter(repository=repository, digest__in=digests)
+        .order_by("pk")
+        .values_list("digest", "pk")
     )
     waiting = waiting.filter(digest__in=list(held))
+    _lock_manifests(waiting.values_list("index_id", flat=True))
     through = Manifest.children.through
     through.objects.bulk_create(
         [
@@ -435,6 +481,17 @@ def _adopt(repository: Repository, digests: list[str]) -> None:
         ignore_conflicts=True,
     )
     waiting.delete()
+
+
+def _lock_manifests(ids: Iterable[int]) -> None:
+    """Lock the manifest rows ``ids`` in key order (a fetch storing one of them again
+    holds its row: waiting for it here keeps their AbsentBlob/AbsentChild rows consistent)."""
+    list(
+        Manifest.objects.select_for_update()
+        .filter(pk__in=sorted(set(ids)))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def _unavailable(upstream: Upstream, digest: str, error: Exception) -> Unavailable:

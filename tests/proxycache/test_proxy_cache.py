@@ -262,6 +262,28 @@ def test_an_index_is_cached_at_once_and_each_child_when_asked_for(
     assert get_manifest(proxy, name, index.digest, auth=None).status_code == 200
 
 
+def test_a_client_that_cannot_take_an_index_gets_its_default_child_through_the_cache(
+    proxy: LiveServer, client_registry: LiveServer
+) -> None:
+    """An old client (single-manifest Accept only) asks for a multi-arch tag: it gets the
+    linux/amd64 manifest, fetched into the cache for it, as from any registry."""
+    upstream_name = unique("test/oldclient")
+    index, children = push_index(client_registry, upstream_name, "multi")
+    amd64 = next(c for c in children if c.platform and c.platform["architecture"] == "amd64")
+    project, _ = proxy_project(proxy, client_registry.url)
+    name = f"{project}/{upstream_name}"
+    old_client = {"Accept": OCI_MANIFEST}
+
+    for _ in range(2):  # the second time from the cache, child and all
+        response = authed.get(f"{proxy.url}/v2/{name}/manifests/multi", headers=old_client)
+        assert response.status_code == 200, response.text
+        assert response.headers["Docker-Content-Digest"] == amd64.digest
+    cached = Manifest.objects.get(repository__name=name, digest=index.digest)
+    assert list(cached.children.values_list("digest", flat=True)) == [amd64.digest]
+    # A client that takes indexes still gets the index.
+    assert get_manifest(proxy, name, "multi").headers["Docker-Content-Digest"] == index.digest
+
+
 def test_referrers_come_through_the_cache(proxy: LiveServer, client_registry: LiveServer) -> None:
     upstream_name = unique("test/signed")
     image = push_image(client_registry, upstream_name, "v1")
