@@ -83,11 +83,13 @@ def test_tampering_is_found_at_the_first_broken_link(registry):
     for tag in ("a", "b", "c", "d"):
         push_image(registry, NAME, tag)
     _, second, third, fourth = entries("push")
-    assert audit_verify().intact and audit_verify().entries == 4
+    # The servers may also have logged the admin's Basic logins (once per process and minute).
+    assert audit_verify().intact and audit_verify().entries == AuditEntry.objects.count()
 
     AuditEntry.objects.filter(pk=second.pk).update(actor="someone else")
     check = audit_verify()
-    assert (check.broken_at.pk, check.entries) == (second.pk, 1)
+    before_second = AuditEntry.objects.filter(pk__lt=second.pk).count()
+    assert (check.broken_at.pk, check.entries) == (second.pk, before_second)
     assert "changed" in check.reason
     AuditEntry.objects.filter(pk=second.pk).update(actor=second.actor)
     assert audit_verify().intact
@@ -97,7 +99,9 @@ def test_tampering_is_found_at_the_first_broken_link(registry):
     assert check.broken_at.pk == fourth.pk and "removed" in check.reason
     out = _verify_command(registry)
     assert out.returncode == 1
-    assert f"entry #{fourth.pk}" in out.stderr and "2 entries before it are intact" in out.stderr
+    intact = AuditEntry.objects.filter(pk__lt=fourth.pk).count()
+    assert f"entry #{fourth.pk}" in out.stderr
+    assert f"{intact} entries before it are intact" in out.stderr
 
 
 def test_removing_the_newest_entries_is_found(registry):
