@@ -8,13 +8,14 @@ nothing, so the server's decoded ``wsgi.input`` is read to its end.
 Under gunicorn, a body is read straight from the socket into fresh 1 MiB
 buffers, whether of known length or chunked: gunicorn's own readers copy every
 byte through several intermediate buffers, which cost more CPU than hashing and
-storing it (a chunked body, as docker and podman stream layers, went at about
-half the rate of the same body with a Content-Length).
+storing it (reading a chunked body, as docker and podman stream layers, took
+three times the CPU: docs/performance.md).
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 import time
 from collections.abc import Iterator
 from typing import Any, cast
@@ -28,6 +29,12 @@ PARTIAL_CHUNK_SECONDS = 10
 # Chunked framing: a chunk-size line and the trailer section are bounded (gunicorn's limits).
 MAX_SIZE_LINE = 8190
 MAX_TRAILERS = 8190 * 32
+# RFC 9112 chunk extensions: ;name or ;name=value, a token or a quoted string.
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_QUOTED = rb'"(?:[^"\\\r\n]|\\.)*"'
+_CHUNK_EXTENSION = re.compile(
+    rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*"
+)
 # Framing is read in small gulps, so that little of the data passes through the look-ahead.
 FRAMING_READ = 4096
 
@@ -193,6 +200,8 @@ class _Wire:
             self._more()
         line = bytes(self.ahead[:end])
         del self.ahead[: end + 2]
+        if b"\n" in line or b"\r" in line:  # framing a lenient proxy would read otherwise
+            raise UploadInvalid(f"chunked body: bare LF or CR in {what}")
         return line
 
     def crlf(self) -> None:
@@ -218,62 +227,68 @@ class _Wire:
         return received
 
 
-def _chunk_size(wire: _Wire) -> int:
-    line = wire.line(MAX_SIZE_LINE, "a chunk-size line")
+def _chunk_size(wire: _Wire, limit: int) -> int:
+    line = wire.line(limit, "a chunk-size line")
     size, semicolon, extension = line.partition(b";")
     if semicolon:
-        if b"\r" in extension:
-            raise UploadInvalid("chunked body: bare CR in a chunk extension")
+        if not _CHUNK_EXTENSION.fullmatch(b";" + extension):
+            raise UploadInvalid("chunked body: malformed chunk extension")
         size = size.rstrip(b" \t")
-    if not size or len(size) > 16 or any(c not in b"0123456789abcdefABCDEF" for c in size):
+    digits = size.lstrip(b"0") or b"0"  # leading zeros are allowed, and count for nothing
+    if not size or len(digits) > 16 or any(c not in b"0123456789abcdefABCDEF" for c in size):
         raise UploadInvalid(f"chunked body: bad chunk size {size[:20]!r}")
-    return int(size, 16)
+    return int(digits, 16)
 
 
-def _skip_trailers(wire: _Wire) -> None:
+def _skip_trailers(wire: _Wire, limit: int) -> None:
     """Read the trailer section up to its empty line (trailer fields are not used)."""
-    budget = MAX_TRAILERS
+    budget = limit
     while line := wire.line(budget, "the trailer section"):
         budget -= len(line) + 2
         if budget < 0:
-            raise UploadInvalid(f"chunked body: trailer section longer than {MAX_TRAILERS} bytes")
+            raise UploadInvalid(f"chunked body: trailer section longer than {limit} bytes")
 
 
 def _recv_chunked(reader: Any, unreader: Any, sock: Any) -> Iterator[bytes]:
+    request = reader.req
+    size_line = getattr(request, "limit_request_field_size", 0) or MAX_SIZE_LINE
+    trailers = getattr(request, "max_buffer_headers", 0) or MAX_TRAILERS
+    # From the first read on, gunicorn must neither parse this body again nor keep the
+    # connection, until the body has been read to its end: whenever this generator is
+    # finished (or never is), a connection left mid-body closes.
+    reader.parser = None
+    closing = request.must_close
+    request.must_close = True
     wire = _Wire(sock, unreader.take_buffered())
     left = 0  # data bytes of the current chunk still to come
     done = False
-    try:
-        while not done:
-            buffer = bytearray(CHUNK_SIZE)
-            view = memoryview(buffer)
-            filled = 0
-            started = time.monotonic()
-            # As for a body of known length: a slow client's bytes go on every few seconds.
-            while filled < CHUNK_SIZE and (
-                filled == 0 or time.monotonic() - started < PARTIAL_CHUNK_SECONDS
-            ):
+    while not done:
+        buffer = bytearray(CHUNK_SIZE)
+        view = memoryview(buffer)
+        filled = 0
+        started = time.monotonic()
+        # As for a body of known length: a slow client's bytes go on every few seconds.
+        while filled < CHUNK_SIZE and (
+            filled == 0 or time.monotonic() - started < PARTIAL_CHUNK_SECONDS
+        ):
+            if left == 0:
+                left = _chunk_size(wire, size_line)
                 if left == 0:
-                    left = _chunk_size(wire)
-                    if left == 0:
-                        _skip_trailers(wire)
-                        done = True
-                        break
-                got = wire.into(view[filled : filled + min(left, CHUNK_SIZE - filled)])
-                filled += got
-                left -= got
-                if left == 0:
-                    wire.crlf()
-            if filled:
-                # A fresh bytearray per chunk (never reused), so consumers may keep it.
-                yield cast(bytes, buffer if filled == CHUNK_SIZE else buffer[:filled])
-        unreader.unread(bytes(wire.ahead))  # a pipelined request behind the body
-    finally:
-        # gunicorn's parser must not read the body again; one left unfinished (an error,
-        # a consumer that stopped) cannot be skipped reliably: the connection closes.
-        reader.parser = None
-        if not done:
-            reader.req.must_close = True
+                    _skip_trailers(wire, trailers)
+                    done = True
+                    # The body is over: what was read past it (a pipelined request) goes
+                    # back, and the connection may be kept, before the last piece is handed on.
+                    unreader.unread(bytes(wire.ahead))
+                    request.must_close = closing
+                    break
+            got = wire.into(view[filled : filled + min(left, CHUNK_SIZE - filled)])
+            filled += got
+            left -= got
+            if left == 0:
+                wire.crlf()
+        if filled:
+            # A fresh bytearray per chunk (never reused), so consumers may keep it.
+            yield cast(bytes, buffer if filled == CHUNK_SIZE else buffer[:filled])
 
 
 def _is_chunked(request) -> bool:

@@ -8,12 +8,18 @@ framing errors, which must get a 400 and leave the upload as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 import time
+from typing import Any
 
 import pytest
+from gunicorn.config import Config
+from gunicorn.http.parser import RequestParser
 
+from distribution.bodies import _chunked_socket_reader
 from tests.distribution.helpers import (
     ADMIN_BASIC,
     MiB,
@@ -26,6 +32,7 @@ from tests.fixtures import authed
 from tests.fixtures.server import LiveServer
 
 NAME = "lib/chunked"
+MANIFEST_LIMIT = 4 * MiB
 
 
 def frame(data: bytes, size: int, extension: bytes = b"") -> bytes:
@@ -134,6 +141,9 @@ def test_a_request_pipelined_behind_a_chunked_body_is_answered(registry: LiveSer
         pytest.param(b"zz\r\nabc\r\n0\r\n\r\n", id="size-not-hex"),
         pytest.param(b"3\r\nabcdef\r\n0\r\n\r\n", id="data-longer-than-size"),
         pytest.param(b"3;a\rb\r\nabc\r\n0\r\n\r\n", id="bare-cr-in-extension"),
+        pytest.param(b"3;a\nb\r\nabc\r\n0\r\n\r\n", id="bare-lf-in-extension"),
+        pytest.param(b"3;=x\r\nabc\r\n0\r\n\r\n", id="extension-without-name"),
+        pytest.param(b"3\r\nabc\r\n0\r\nX: y\nZ\r\n\r\n", id="bare-lf-in-trailer"),
         pytest.param(b"f" * 17 + b"\r\n", id="size-too-large"),
         pytest.param(b"1" * 9000, id="size-line-without-end"),
     ],
@@ -170,3 +180,98 @@ def test_a_body_that_ends_before_its_last_chunk_stores_nothing_of_it(
     assert status == 400, body
     assert b"ended before its last chunk" in body
     assert upload_data_size(registry, upload_id_of(location)) == 0
+
+
+def manifest_put_head(registry: LiveServer, reference: str) -> bytes:
+    return (
+        f"PUT /v2/{NAME}/manifests/{reference} HTTP/1.1\r\nHost: {registry.host}\r\n"
+        f"Authorization: {ADMIN_BASIC}\r\nContent-Type: application/vnd.oci.image.manifest.v1+json"
+        "\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+
+
+def catalog_request(registry: LiveServer) -> bytes:
+    return (
+        f"GET /v2/_catalog HTTP/1.1\r\nHost: {registry.host}\r\nAuthorization: {ADMIN_BASIC}"
+        "\r\n\r\n"
+    ).encode()
+
+
+def test_refused_on_its_last_piece_the_connection_serves_the_next_request(
+    registry: LiveServer,
+) -> None:
+    """The whole body was read before the refusal: the connection stays usable, and the
+    request the client pipelined behind it is answered."""
+    body = b"{" + b" " * (MANIFEST_LIMIT - 1) + b"0123456789"  # over the limit in its last bytes
+    with connect(registry) as sock:
+        sock.sendall(
+            manifest_put_head(registry, "big")
+            + frame(body, MiB)
+            + b"0\r\n\r\n"
+            + catalog_request(registry)
+        )
+        status, headers, answer, rest = read_response(sock)
+        assert status == 413, answer
+        assert headers.get("connection", "").lower() != "close"
+        second = rest
+        while b"\r\n\r\n" not in second:
+            more = sock.recv(65536)
+            assert more, "the connection closed instead of answering the pipelined request"
+            second += more
+        assert second.startswith(b"HTTP/1.1 200"), second[:200]
+
+
+def gunicorn_request(wire: bytes) -> tuple[Any, Any, socket.socket]:
+    """gunicorn's own parser reading ``wire`` from a socket: (parser, request, client end)."""
+    client, server = socket.socketpair()
+
+    def send() -> None:
+        with contextlib.suppress(OSError):  # the reader may stop before the end
+            client.sendall(wire)
+            client.shutdown(socket.SHUT_WR)
+
+    threading.Thread(target=send, daemon=True).start()
+    parser = RequestParser(Config(), server, ("127.0.0.1", 1))
+    return parser, next(parser), client
+
+
+def test_a_body_left_unread_closes_the_connection_however_long_its_reader_lives() -> None:
+    """Request smuggling: the unread rest of a chunked body must never be parsed as a
+    request, even while the stopped reader is still referenced (an exception's traceback)."""
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    inner = b"0\r\n\r\n" + smuggled  # chunk data that looks like the body's end and a request
+    wire = (
+        b"PATCH /v2/a/blobs/uploads/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + frame(os.urandom(2 * MiB), MiB)
+        + frame(inner, len(inner))
+        + b"0\r\n\r\n"
+    )
+    parser, request, client = gunicorn_request(wire)
+    with client:
+        reader = _chunked_socket_reader(request.body)
+        assert reader is not None
+        first = next(reader)  # one piece read, then the consumer stops: reader kept alive
+        assert len(first) == MiB
+        assert request.should_close()
+        assert next(parser, None) is None  # no next request on this connection
+        del reader
+
+
+def test_a_body_read_to_its_end_hands_the_next_request_on() -> None:
+    """Even when the consumer stops at the last piece (a refusal of the last bytes)."""
+    data = os.urandom(MiB + 10)
+    wire = (
+        b"PATCH /v2/a/blobs/uploads/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + frame(data, 300_000)
+        + b"0\r\nX-Trailer: 1\r\n\r\n"
+        + b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    parser, request, client = gunicorn_request(wire)
+    with client:
+        reader = _chunked_socket_reader(request.body)
+        assert reader is not None
+        pieces = [next(reader), next(reader)]  # the whole body; the generator is not finished
+        assert b"".join(pieces) == data
+        assert not request.should_close()
+        following = next(parser)
+        assert following.path == "/next"
