@@ -19,10 +19,8 @@ from django.utils import timezone
 
 from jobs.cron import (
     SCHEDULE_KINDS,
-    cron_fires,
     cron_next_run,
-    cron_schedule,
-    minute_claim,
+    schedule_claim,
     schedule_cron,
 )
 
@@ -124,16 +122,8 @@ def audit_purge_scheduled(*, now: datetime | None = None) -> AuditPurgeRun | Non
     """
     minute = (now or timezone.now()).replace(second=0, microsecond=0)
     schedule = audit_purge_schedule_get()
-    if not schedule.cron:
-        return None
-    try:
-        due = cron_fires(cron_schedule(schedule.cron), timezone.localtime(minute))
-    except ValueError:
-        logger.error("the audit purge schedule %r is not a cron expression", schedule.cron)
-        return None
-    if not due:
-        return None
-    if not minute_claim(AuditPurgeSchedule.objects.filter(pk=SINGLETON), minute):
+    rows = AuditPurgeSchedule.objects.filter(pk=SINGLETON)
+    if not schedule_claim(schedule.cron, rows, minute, "audit purge"):
         return None
     try:
         return audit_purge_start(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery.schedules import crontab
 from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 # Harbor's schedule types; the fixed ones have their cron (Harbor's six fields, seconds first).
 SCHEDULE_KINDS: dict[str, str] = {
@@ -115,6 +119,20 @@ def cron_next_run(expression: str, after: datetime) -> datetime | None:
     except ValueError:
         return None
     return cron_next(schedule, after)
+
+
+def schedule_claim(expression: str, rows: QuerySet[Any], minute: datetime, what: str) -> bool:
+    """Whether the singleton schedule ``rows`` (cron ``expression``, "" for none) fires in
+    ``minute`` and this caller claimed that minute (``minute_claim``).  ``what`` names the
+    schedule in the log when its expression is unusable."""
+    if not expression:
+        return False
+    try:
+        due = cron_fires(cron_schedule(expression), timezone.localtime(minute))
+    except ValueError:
+        logger.error("the %s schedule %r is not a cron expression", what, expression)
+        return False
+    return due and minute_claim(rows, minute)
 
 
 def minute_claim(rows: QuerySet[Any], minute: datetime) -> bool:

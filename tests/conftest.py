@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.clients",
     "tests.fixtures.ldap",
+    "tests.fixtures.jobs",
 ]

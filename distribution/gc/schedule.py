@@ -21,10 +21,8 @@ from django.utils import timezone
 from audit.services import SYSTEM, Actor, audit_record
 from jobs.cron import (
     SCHEDULE_KINDS,
-    cron_fires,
     cron_next_run,
-    cron_schedule,
-    minute_claim,
+    schedule_claim,
     schedule_cron,
 )
 
@@ -124,17 +122,10 @@ def gc_scheduled(*, now: datetime | None = None) -> GCRun | None:
 
     minute = (now or timezone.now()).replace(second=0, microsecond=0)
     schedule = gc_schedule_get()
-    if not schedule.cron:
-        return None
-    try:
-        due = cron_fires(cron_schedule(schedule.cron), timezone.localtime(minute))
-    except ValueError:
-        logger.error("the garbage-collection schedule %r is not a cron expression", schedule.cron)
-        return None
-    if not due:
-        return None
-    GCSchedule.objects.get_or_create(pk=SINGLETON)
-    if not minute_claim(GCSchedule.objects.filter(pk=SINGLETON), minute):
+    if schedule.cron:
+        GCSchedule.objects.get_or_create(pk=SINGLETON)  # a schedule from the settings has none
+    rows = GCSchedule.objects.filter(pk=SINGLETON)
+    if not schedule_claim(schedule.cron, rows, minute, "garbage-collection"):
         return None
     try:
         return gc_start(

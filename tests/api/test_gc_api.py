@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.db import connection
 
 from distribution.gc import gc_lock
 from distribution.models import Blob, GCRun, GCSchedule, GCStatus
-from harborpy.celery import app
 from tests.api.team import call, errors, team_fixture, team_password_hash_fixture  # noqa: F401
 from tests.distribution.helpers import blob_file, push_blob, push_image
+from tests.fixtures.jobs import job_worker
 from tests.fixtures.server import LiveServer, start_server
 
 START = {"schedule": {"type": "Manual"}, "parameters": {"dry_run": False, "grace": 0}}
@@ -29,8 +28,7 @@ START = {"schedule": {"type": "Manual"}, "parameters": {"dry_run": False, "grace
 def gc_worker_fixture(registry: LiveServer, settings) -> Iterator[Any]:
     """A Celery worker on Redis in this process, on the server's database and store."""
     settings.HARBORPY_STORAGE = (registry.data / "storage").as_uri()
-    app.loader.import_module("distribution.tasks")
-    with start_worker(app, pool="solo", perform_ping_check=False) as worker:
+    with job_worker() as worker:
         yield worker
 
 

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
 from audit.models import AuditEntry, AuditPurgeRun, AuditPurgeSchedule, PurgeStatus
 from audit.services import Event, _append
-from harborpy.celery import app
 from tests.api.team import call, errors, team_fixture, team_password_hash_fixture  # noqa: F401
+from tests.fixtures.jobs import job_worker
 from tests.fixtures.server import LiveServer, start_server
 
 START = {
@@ -28,8 +27,7 @@ START = {
 @pytest.fixture(name="audit_worker")
 def audit_worker_fixture(registry: LiveServer) -> Iterator[Any]:
     """A Celery worker on Redis in this process, on the server's (the test) database."""
-    app.loader.import_module("audit.tasks")
-    with start_worker(app, pool="solo", perform_ping_check=False) as worker:
+    with job_worker() as worker:
         yield worker
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-import pytest
-from celery.contrib.testing.worker import start_worker
 from celery.schedules import crontab
 from django.utils import timezone
 
@@ -18,14 +16,6 @@ from audit.services import SYSTEM, Actor, Event, _append
 from harborpy.celery import app, beat_schedule
 
 ADMIN = Actor("admin", "127.0.0.1")
-
-
-@pytest.fixture
-def celery_worker(transactional_db):
-    app.loader.import_module("audit.tasks")
-    # No ping check: it needs a result backend, which harborpy has none of (state is on rows).
-    with start_worker(app, pool="solo", perform_ping_check=False) as worker:
-        yield worker
 
 
 def wait_finished(run_id: int, timeout: float = 30) -> AuditPurgeRun:

@@ -21,7 +21,6 @@ from django.utils import timezone
 from audit.models import AuditPurgeRun
 from audit.rotation import PURGE_JOBS, audit_purge_recover
 from audit.services import SYSTEM
-from audit.tasks import run_audit_purge  # the worker must know these tasks
 from distribution.gc import GC_JOBS, gc_recover, gc_start
 from distribution.models import GCRun, RetentionRun
 from distribution.retention import RETENTION_JOBS, retention_policy_set, retention_recover
@@ -31,12 +30,7 @@ from projects.models import Project
 from replication.models import Direction, Execution, RegistryEndpoint, ReplicationPolicy, Task
 from replication.services import executions_recover
 from replication.services.executions import EXECUTION_JOBS
-from replication.tasks import run_execution
 from tests.gc.helpers import push_image
-from tests.gc.test_jobs import celery_worker
-
-# the live-worker fixture of the GC job tests, reused here; a task it must know
-__all__ = ["celery_worker", "run_audit_purge", "run_execution"]
 
 AGAIN = "sent to a worker again"
 

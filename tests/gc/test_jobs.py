@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from celery.schedules import crontab
 from django.db import connection
 
@@ -75,15 +74,6 @@ def test_the_command_reports_progress_and_refuses_a_second_collector(
     assert gone(garbage) and all(intact(d) for d in image.blobs)
     runs = list(GCRun.objects.order_by("id").values_list("dry_run", "untagged", "grace", "status"))
     assert runs == [(True, False, 7200, "succeeded"), (False, True, 60, "succeeded")]
-
-
-@pytest.fixture
-def celery_worker(transactional_db):
-    app.loader.import_module("distribution.tasks")
-    # No ping check: it needs a result backend, which harborpy has none of (state is on rows).
-    # start_worker returns once the worker thread is consuming.
-    with start_worker(app, pool="solo", perform_ping_check=False) as worker:
-        yield worker
 
 
 def wait_finished(run_id: int, timeout: float = 30) -> GCRun:

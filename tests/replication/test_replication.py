@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
 from harborpy.celery import app
 from replication import services
@@ -45,6 +44,7 @@ from tests.distribution.helpers import (
     push_index,
 )
 from tests.fixtures import authed
+from tests.fixtures.jobs import job_worker
 from tests.fixtures.server import ADMIN, ADMIN_PASSWORD, LiveServer, free_port
 
 ACCEPT = {"Accept": f"{OCI_INDEX}, application/vnd.oci.image.manifest.v1+json"}
@@ -282,8 +282,7 @@ def test_shared_blobs_are_mounted_not_sent_again(
 def replication_worker(registry: LiveServer, settings) -> Iterator[Any]:
     """A Celery worker on Redis in this process, on the server's database and store."""
     settings.HARBORPY_STORAGE = (registry.data / "storage").as_uri()
-    app.loader.import_module("replication.tasks")
-    with start_worker(app, pool="solo", perform_ping_check=False) as worker:
+    with job_worker() as worker:
         yield worker
 
 
