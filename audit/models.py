@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from jobs.models import Dispatched
+
 GENESIS = "0" * 64
 
 
@@ -104,7 +106,7 @@ class PurgeStatus(models.TextChoices):
     FAILED = "failed"
 
 
-class AuditPurgeRun(models.Model):
+class AuditPurgeRun(Dispatched):
     """One log rotation: entries older than ``retention_hour`` (of ``operations``; none: all).
 
     ``pending`` rows wait for a worker (``audit.purge_run``), which claims them
@@ -119,9 +121,6 @@ class AuditPurgeRun(models.Model):
     status = models.CharField(
         max_length=9, choices=PurgeStatus.choices, default=PurgeStatus.PENDING
     )
-    # When the run was last sent to a worker, and how often (jobs/recovery.py).
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-    dispatches = models.IntegerField(default=0)
     dry_run = models.BooleanField(default=False)
     retention_hour = models.IntegerField()
     operations = models.JSONField(default=list, blank=True)  # action names; empty: every action

@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.models import Dispatched
+
 DIGEST_MAX = 135  # "sha512:" + 128 hex digits
 
 
@@ -216,7 +218,7 @@ class GCStatus(models.TextChoices):
     FAILED = "failed"
 
 
-class GCRun(models.Model):
+class GCRun(Dispatched):
     """One garbage collection: what it was asked to do, what it freed, and its log.
 
     ``pending`` rows wait for a worker (``distribution.gc_run``); the counters
@@ -236,10 +238,6 @@ class GCRun(models.Model):
     uploads_deleted = models.IntegerField(default=0)
     log = models.TextField(blank=True)
     trigger = models.CharField(max_length=16, default="manual", help_text="manual or schedule")
-    # When the run was last sent to a worker, and how often (jobs/recovery.py):
-    # a run pending long after its message was sent is sent again.
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-    dispatches = models.IntegerField(default=0)
 
     def __str__(self) -> str:
         return f"gc run {self.pk} ({self.status})"
@@ -314,7 +312,7 @@ class RetentionStatus(models.TextChoices):
     FAILED = "failed"
 
 
-class RetentionRun(models.Model):
+class RetentionRun(Dispatched):
     """One application of a retention policy: what it kept and deleted (or would, dry).
 
     ``pending`` rows wait for a worker (``distribution.retention_run``); the
@@ -339,10 +337,6 @@ class RetentionRun(models.Model):
     # Written when the run starts and after each repository; a running run whose heartbeat
     # is old lost its worker and is marked failed (retention.retention_fail_stalled).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # When the run was last sent to a worker, and how often (jobs/recovery.py):
-    # a run pending long after its message was sent is sent again.
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-    dispatches = models.IntegerField(default=0)
 
     def __str__(self) -> str:
         return f"retention run {self.pk} ({self.status})"

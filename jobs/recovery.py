@@ -16,10 +16,21 @@ check calls ``jobs_recover``:
   through the kind's ``refuse`` ("lost: no worker took it within ...").  A broker
   refusing a resend is noted in the log; the run waits for the next interval.
 
+A pending run may also be waiting its turn: the workers are busy with other runs (a
+long replication, a collection) and its message is queued behind theirs.  So while
+any run of any kind is running (``jobs_busy``), the checks neither send nor fail
+pending runs; they stamp them ``held_at`` instead, and both clocks above start again
+from the last such stamp.  A run is thus failed as lost only after the workers were
+free for the whole bound and it was sent to them again meanwhile.
+
 A run sent twice runs once: the worker claims it from pending to running with one
 conditional UPDATE, and the other delivery finds it claimed.  The checks run only
 where beat runs (with a worker); ``gc_start`` also fails lost GC runs itself, since a
 pending GC refuses every later start.
+
+Every kind registers itself when its ``JobKind`` is made; the modules that make them
+are imported when the project's apps are ready (harborpy/apps.py), so every process
+that checks knows every kind.
 """
 
 from __future__ import annotations
@@ -45,9 +56,12 @@ logger = logging.getLogger(__name__)
 class JobKind:
     """How to find, send and fail the runs of one kind.
 
-    The model has ``status``, ``dispatched_at`` (null) and ``dispatches`` fields, the
-    field named by ``created`` (when the run was recorded) and the text field named by
-    ``note`` (its log), which the resend lines are appended to.
+    The model has ``status``, ``dispatched_at``, ``held_at`` (both null) and
+    ``dispatches`` fields, the field named by ``created`` (when the run was recorded)
+    and the text field named by ``note`` (its log), which the resend lines are appended
+    to.  ``busy`` says whether a worker is carrying out a run of the kind now; by
+    default, whether one is ``running`` (kinds whose dead runs stay running until a
+    later check finds them out say more).
     """
 
     model: type[models.Model]
@@ -58,17 +72,38 @@ class JobKind:
     created: str = "created_at"
     note: str = "log"
     pending: str = "pending"
+    running: str = "running"
+    busy: Callable[[], bool] | None = None
+
+    def __post_init__(self) -> None:
+        _KINDS[self.name] = self
 
     def runs(self) -> models.QuerySet[Any]:
         return self.model._default_manager.filter(status=self.pending)
 
+    def working(self) -> bool:
+        if self.busy is not None:
+            return self.busy()
+        return self.model._default_manager.filter(status=self.running).exists()
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def jobs_busy() -> bool:
+    """Whether a worker is carrying out a run of any kind: pending runs may be queued
+    behind it, so none of them is sent again or failed as lost now."""
+    return any(kind.working() for kind in _KINDS.values())
+
 
 @dataclass
 class Recovered:
-    """What one check did: the ids of the runs it sent again and those it failed as lost."""
+    """What one check did: the ids of the runs it sent again, those it failed as lost,
+    and those it left waiting because the workers were busy."""
 
     resent: list[int] = field(default_factory=list)
     lost: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
 
 
 def job_send(kind: JobKind, run_id: int) -> None:
@@ -81,12 +116,17 @@ def job_send(kind: JobKind, run_id: int) -> None:
 
 def jobs_recover(kind: JobKind, *, now: datetime | None = None) -> Recovered:
     """Fail the kind's runs pending past the lost bound, and send again those pending past
-    the resend interval (once per interval).  The beat check of each kind calls this."""
+    the resend interval (once per interval); while the workers are busy, only stamp the
+    pending runs ``held_at``.  The beat check of each kind calls this."""
     now = now or timezone.now()
-    recovered = Recovered(lost=jobs_fail_lost(kind, now=now))
+    if jobs_busy():
+        recovered = Recovered(held=list(kind.runs().order_by("pk").values_list("pk", flat=True)))
+        kind.runs().filter(pk__in=recovered.held).update(held_at=now)
+        return recovered
+    recovered = Recovered(lost=_fail_lost(kind, now))
     resend = timedelta(seconds=settings.HARBORPY_JOB_RESEND_SECONDS)
-    due = _unsent_since(kind, now - resend).filter(**{f"{kind.created}__gte": _lost_cutoff(now)})
-    note = f"{_stamp(now)}: no worker took it within {_span(resend)}; sent to a worker again\n"
+    due = _unsent_since(kind, now - resend).exclude(_lost(kind, now))
+    note = f"{job_stamp(now)}: no worker took it within {_span(resend)}; sent to a worker again\n"
     for run_id in due.order_by("pk").values_list("pk", flat=True):
         # Claims this resend: a second beat at the same time finds dispatched_at moved on.
         claimed = (
@@ -108,11 +148,16 @@ def jobs_recover(kind: JobKind, *, now: datetime | None = None) -> Recovered:
 
 def jobs_fail_lost(kind: JobKind, *, now: datetime | None = None) -> list[int]:
     """Fail, through the kind's ``refuse``, its runs pending longer than
-    HARBORPY_JOB_LOST_SECONDS since they were recorded; return their ids."""
+    HARBORPY_JOB_LOST_SECONDS since they were recorded (or last held while the workers
+    were busy); return their ids.  None while the workers are busy."""
     now = now or timezone.now()
+    return [] if jobs_busy() else _fail_lost(kind, now)
+
+
+def _fail_lost(kind: JobKind, now: datetime) -> list[int]:
     bound = _span(timedelta(seconds=settings.HARBORPY_JOB_LOST_SECONDS))
     lost = []
-    old = kind.runs().filter(**{f"{kind.created}__lt": _lost_cutoff(now)})
+    old = kind.runs().filter(_lost(kind, now))
     for run_id, sent in old.order_by("pk").values_list("pk", "dispatches"):
         # False when a worker claimed it meanwhile: it runs after all.
         if kind.refuse(run_id, f"lost: no worker took it within {bound} ({_times(sent)})"):
@@ -122,15 +167,18 @@ def jobs_fail_lost(kind: JobKind, *, now: datetime | None = None) -> list[int]:
 
 
 def _unsent_since(kind: JobKind, cutoff: datetime) -> models.QuerySet[Any]:
-    """The pending runs not sent (or, never sent, not recorded) since ``cutoff``."""
+    """The pending runs not sent (or, never sent, not recorded), nor held, since ``cutoff``."""
     return kind.runs().filter(
         Q(dispatched_at__lt=cutoff)
-        | Q(dispatched_at__isnull=True, **{f"{kind.created}__lt": cutoff})
+        | Q(dispatched_at__isnull=True, **{f"{kind.created}__lt": cutoff}),
+        Q(held_at__isnull=True) | Q(held_at__lt=cutoff),
     )
 
 
-def _lost_cutoff(now: datetime) -> datetime:
-    return now - timedelta(seconds=settings.HARBORPY_JOB_LOST_SECONDS)
+def _lost(kind: JobKind, now: datetime) -> Q:
+    """Pending past the lost bound: recorded, and last held, before it."""
+    cutoff = now - timedelta(seconds=settings.HARBORPY_JOB_LOST_SECONDS)
+    return Q(**{f"{kind.created}__lt": cutoff}) & (Q(held_at__isnull=True) | Q(held_at__lt=cutoff))
 
 
 def _sender(kind: JobKind, run_id: int) -> Callable[[], None]:
@@ -138,7 +186,7 @@ def _sender(kind: JobKind, run_id: int) -> Callable[[], None]:
     to be sent at the next interval or failed as lost at the bound."""
 
     def noted(run_id: int, reason: str) -> bool:
-        line = f"{_stamp(timezone.now())}: {reason}\n"
+        line = f"{job_stamp(timezone.now())}: {reason}\n"
         return bool(
             kind.runs().filter(pk=run_id).update(**{kind.note: Concat(kind.note, Value(line))})
         )
@@ -153,7 +201,8 @@ def _times(count: int) -> str:
     return {0: "never sent", 1: "sent once"}.get(count, f"sent {count} times")
 
 
-def _stamp(moment: datetime) -> str:
+def job_stamp(moment: datetime) -> str:
+    """How a run's log dates its lines."""
     return timezone.localtime(moment).isoformat(timespec="seconds")
 
 

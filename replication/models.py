@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import models
 
+from jobs.models import Dispatched
 from rbac.sealing import seal, unseal
 
 PASSWORD_PURPOSE = "registry-password"
@@ -98,7 +99,7 @@ class Status(models.TextChoices):
     SKIPPED = "skipped"  # tasks only: the destination keeps its own tag (override off)
 
 
-class Execution(models.Model):
+class Execution(Dispatched):
     policy = models.ForeignKey(
         ReplicationPolicy, on_delete=models.CASCADE, related_name="executions"
     )
@@ -116,10 +117,6 @@ class Execution(models.Model):
     # Written by the running worker between tasks; a running execution whose heartbeat
     # is old lost its worker and is marked failed (stalled) so it can be run again.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # When the run was last sent to a worker, and how often (jobs/recovery.py):
-    # a run pending long after its message was sent is sent again.
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-    dispatches = models.IntegerField(default=0)
 
     def __str__(self) -> str:
         return f"execution {self.pk} of {self.policy_id}"

@@ -10,6 +10,7 @@ it runs is in docs/gc.md.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
-from jobs.recovery import JobKind, Recovered, job_send, jobs_fail_lost, jobs_recover
+from jobs.recovery import JobKind, Recovered, job_send, job_stamp, jobs_fail_lost, jobs_recover
 from projects.sizes import size_format
 
 from ..blobstore import blob_store
@@ -66,6 +67,9 @@ BATCH_SIZE = 1000
 """Blobs per sweep transaction and per storage delete request (S3 deletes 1000 keys at once)."""
 
 FINISHED = (GCStatus.SUCCEEDED, GCStatus.FAILED)
+
+LOCK_WAIT = 10.0
+"""Seconds a worker's run waits for the collectors' lock before leaving it to the checks."""
 
 
 def gc_run_create(
@@ -117,7 +121,6 @@ def gc_start(
     longer than HARBORPY_JOB_LOST_SECONDS, is marked failed first, so it does not
     block new runs for ever.
     """
-    active = (GCStatus.PENDING, GCStatus.RUNNING)
     try:
         with gc_start_lock():
             # A worker takes a run within seconds; one pending this long was lost (its
@@ -125,14 +128,8 @@ def gc_start(
             jobs_fail_lost(GC_JOBS)
             if GCRun.objects.filter(status=GCStatus.PENDING).exists():
                 raise GCBusy("a garbage collection is waiting to run")
-            if GCRun.objects.filter(status=GCStatus.RUNNING).exists():
-                if gc_lock_held():
-                    raise GCBusy("a garbage collection is running")
-                GCRun.objects.filter(status__in=active).update(
-                    status=GCStatus.FAILED,
-                    finished_at=timezone.now(),
-                    log=Concat("log", Value("interrupted\n")),
-                )
+            if _collector_alive():
+                raise GCBusy("a garbage collection is running")
             run = gc_enqueue(dry_run=dry_run, untagged=untagged, grace=grace, trigger=trigger)
             audit_record(
                 actor=actor,
@@ -179,7 +176,26 @@ def _refuse(run_id: int, reason: str) -> bool:
     )
 
 
-GC_JOBS = JobKind(model=GCRun, name="gc", task=_task, refuse=_refuse)
+def _collector_alive() -> bool:
+    """Fail the runs marked running whose collector died (nobody holds the collectors'
+    lock); true if a collector is alive.  Only the runs seen before the lock was probed
+    are failed: a run started after the probe is alive."""
+    running = list(GCRun.objects.filter(status=GCStatus.RUNNING).values_list("pk", flat=True))
+    if not running:
+        return False
+    if gc_lock_held():
+        return True
+    GCRun.objects.filter(pk__in=running, status=GCStatus.RUNNING).update(
+        status=GCStatus.FAILED,
+        finished_at=timezone.now(),
+        log=Concat("log", Value("interrupted\n")),
+    )
+    return False
+
+
+# A run left running by a dead collector is failed, not counted as busy: it would hold
+# every pending run of every kind back for ever.
+GC_JOBS = JobKind(model=GCRun, name="gc", task=_task, refuse=_refuse, busy=_collector_alive)
 
 
 def gc_recover(*, now: datetime | None = None) -> Recovered:
@@ -207,32 +223,44 @@ def gc_run(
 
 
 def gc_run_execute(
-    *, run_id: int, progress: Progress | None = None, batch_size: int = BATCH_SIZE
+    *,
+    run_id: int,
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
+    wait: float = LOCK_WAIT,
 ) -> GCRun | None:
     """Carry out a recorded run; idempotent (the body of the ``distribution.gc_run`` task).
 
     A finished run is left as it is.  A run marked running whose collector
-    died is run again (collecting twice is harmless).  When another
-    collection holds the lock, a pending run fails with that reason and a
-    running one is left to the collector that holds it (a redelivered task).
+    died is run again (collecting twice is harmless).  While the lock is held
+    elsewhere (a push finishing a blob's deletion holds it for a moment, a
+    duplicate delivery of this run or ``harborpy gc`` for a whole collection),
+    it is tried again for ``wait`` seconds; then a running run is left to the
+    collector that holds it, and a pending one stays pending, noted, for the
+    per-minute check to send again once the workers are free.
     """
     run = GCRun.objects.filter(pk=run_id).first()
-    if run is None or run.status in FINISHED:
-        return run
-    try:
-        with gc_lock():
+    deadline = time.monotonic() + wait
+    while run is not None and run.status not in FINISHED:
+        try:
+            with gc_lock():
+                run.refresh_from_db()
+                if run.status not in FINISHED:
+                    _execute(run, progress=progress, batch_size=batch_size)
+            break
+        except GCLocked:
             run.refresh_from_db()
-            if run.status not in FINISHED:
-                _execute(run, progress=progress, batch_size=batch_size)
-    except GCLocked:
-        now = timezone.now()
-        GCRun.objects.filter(pk=run_id, status=GCStatus.PENDING).update(
-            status=GCStatus.FAILED,
-            started_at=now,
-            finished_at=now,
-            log="another garbage collection is running\n",
-        )
-        run.refresh_from_db()
+            if run.status != GCStatus.PENDING:
+                break  # claimed by the collector that holds the lock
+            if time.monotonic() >= deadline:
+                waiting = "waiting: another garbage collection holds the lock"
+                line = f"{job_stamp(timezone.now())}: {waiting}\n"
+                GCRun.objects.filter(pk=run_id, status=GCStatus.PENDING).update(
+                    log=Concat("log", Value(line))
+                )
+                run.refresh_from_db()
+                break
+            time.sleep(0.5)
     return run
 
 

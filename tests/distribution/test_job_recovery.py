@@ -7,6 +7,7 @@ whose only message was lost.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from projects.models import Project
 from replication.models import Direction, Execution, RegistryEndpoint, ReplicationPolicy, Task
 from replication.services import executions_recover
 from replication.services.executions import EXECUTION_JOBS
-from tests.gc.helpers import push_image
+from tests.gc.helpers import lock_held_elsewhere, push_image
 
 AGAIN = "sent to a worker again"
 
@@ -217,13 +218,82 @@ def test_a_refused_resend_leaves_the_run_pending(kind: Kind, check, monkeypatch,
 def test_claimed_and_finished_runs_are_left_alone(kind: Kind, sent, check) -> None:
     old = timezone.now() - timedelta(days=1)
     runs = [kind.make(old, status=status) for status in ("running", "succeeded", "failed")]
-    assert check() == Recovered()
+    # A running collection is alive while its collector holds the lock (see below).
+    with lock_held_elsewhere() if kind.name == "gc" else contextlib.nullcontext():
+        assert check() == Recovered()
     assert sent == []
     assert [(r.status, kind.note(r)) for r in runs] == [
         ("running", ""),
         ("succeeded", ""),
         ("failed", ""),
     ]
+
+
+def _busy_elsewhere(kind: Kind, now: datetime) -> Any:
+    """A run of another kind that a live worker is carrying out (a long replication, say)."""
+    other = KINDS["audit-purge" if kind.name == "replication" else "replication"]
+    return other.make(now - timedelta(hours=3), status="running", heartbeat_at=now)
+
+
+@pytest.mark.django_db
+def test_pending_runs_wait_while_the_workers_are_busy(kind: Kind, sent, check, settings) -> None:
+    settings.HARBORPY_JOB_RESEND_SECONDS = 120
+    settings.HARBORPY_JOB_LOST_SECONDS = 3600
+    now = timezone.now()
+    # Queued two hours ago behind a long run: past both bounds, yet not lost.
+    sent_at = now - timedelta(hours=2)
+    run = kind.make(sent_at, dispatches=1, dispatched_at=sent_at)
+    busy = _busy_elsewhere(kind, now)
+
+    assert check(now=now) == Recovered(held=[run.pk])
+    assert check(now=now + timedelta(minutes=1)) == Recovered(held=[run.pk])
+    assert sent == [] and kind.note(run) == ""
+    assert (run.status, run.dispatches) == ("pending", 1)
+    assert run.held_at == now + timedelta(minutes=1)
+
+    # The long run ends; the clocks count from the last check that found the workers busy.
+    type(busy).objects.filter(pk=busy.pk).update(status="succeeded")
+    free = now + timedelta(minutes=1)
+    assert check(now=free + timedelta(seconds=119)) == Recovered()
+    assert check(now=free + timedelta(seconds=121)) == Recovered(resent=[run.pk])
+    assert sent == [(kind.jobs.task().name, (run.pk,))]
+    assert check(now=free + timedelta(seconds=3599)) == Recovered(resent=[run.pk])
+    assert check(now=free + timedelta(seconds=3601)) == Recovered(lost=[run.pk])
+    assert "(sent 3 times)" in kind.note(run) and run.status == "failed"
+
+
+@pytest.mark.django_db
+def test_gc_start_leaves_a_queued_run_alone_while_the_workers_are_busy(settings, sent) -> None:
+    from distribution.exceptions import GCBusy
+
+    settings.HARBORPY_JOB_LOST_SECONDS = 600
+    now = timezone.now()
+    queued = _gc(now - timedelta(seconds=601))
+    _busy_elsewhere(KINDS["gc"], now)
+    with pytest.raises(GCBusy):
+        gc_start()
+    queued.refresh_from_db()
+    assert queued.status == "pending" and sent == []
+
+
+@pytest.mark.django_db
+def test_only_a_live_collection_keeps_the_workers_busy(sent, django_capture_on_commit_callbacks):
+    now = timezone.now()
+    pending = _execution(now - timedelta(minutes=5))
+    collecting = _gc(now - timedelta(hours=1), status="running")
+
+    with lock_held_elsewhere():  # its collector is alive
+        assert executions_recover(now=now) == Recovered(held=[pending.pk])
+    collecting.refresh_from_db()
+    assert collecting.status == "running"
+
+    # Its collector died (the lock went with its connection): the run is failed, and
+    # holds nothing back.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert executions_recover(now=now + timedelta(minutes=3)) == Recovered(resent=[pending.pk])
+    collecting.refresh_from_db()
+    assert collecting.status == "failed" and collecting.log.endswith("interrupted\n")
+    assert sent == [("replication.run_execution", (pending.pk,))]
 
 
 @pytest.mark.django_db

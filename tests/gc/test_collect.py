@@ -18,6 +18,7 @@ from distribution.gc import GCLocked, gc_lock, gc_run
 from distribution.models import (
     Blob,
     BlobState,
+    GCRun,
     GCStatus,
     Manifest,
     RepositoryBlob,
@@ -368,11 +369,30 @@ def test_only_one_collection_runs_at_a_time(project, fs_store) -> None:
     with lock_held_elsewhere():
         with pytest.raises(GCLocked):
             gc_run(grace=0)
+        # A worker's run waits for the lock, then stays pending for the checks to send again.
         pending = gc_run_create(grace=0)
-        refused = gc_run_execute(run_id=pending.pk)
-        assert refused is not None and refused.status == GCStatus.FAILED
-        assert "another garbage collection is running" in refused.log
+        waited = gc_run_execute(run_id=pending.pk, wait=1)
+        assert waited is not None and waited.status == GCStatus.PENDING
+        assert "waiting: another garbage collection holds the lock" in waited.log
+        # A duplicate delivery of a run the lock's holder carries out leaves it to it.
+        GCRun.objects.filter(pk=pending.pk).update(status=GCStatus.RUNNING)
+        duplicate = gc_run_execute(run_id=pending.pk, wait=30)
+        assert duplicate is not None and duplicate.status == GCStatus.RUNNING
+        GCRun.objects.filter(pk=pending.pk).update(status=GCStatus.PENDING)
     assert gc_run(grace=0).status == GCStatus.SUCCEEDED
+    done = gc_run_execute(run_id=pending.pk)
+    assert done is not None and done.status == GCStatus.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_takes_the_lock_once_a_push_lets_it_go(project, fs_store) -> None:
+    from distribution.gc import gc_run_create, gc_run_execute
+
+    run = gc_run_create(grace=0)
+    with lock_held_elsewhere(hold_for=1):  # a push finishing a blob's deletion, say
+        done = gc_run_execute(run_id=run.pk, wait=30)
+    assert done is not None and done.status == GCStatus.SUCCEEDED, done.log
+    assert "waiting" not in done.log
 
 
 def test_sizes_read_as_people_read_them() -> None:
