@@ -289,7 +289,8 @@ class RetentionPolicy(models.Model):
     """A project's tag retention rules (docs/retention.md) and when they run.
 
     ``rules`` is a list of ``{"repository": glob, "tag": glob, <action>: N}``
-    with one action of ``RETENTION_ACTIONS``; a tag stays if any rule keeps it.
+    with one action of ``RETENTION_ACTIONS``; an artifact stays, with all its tags, if any
+    rule keeps it.
     """
 
     project = models.OneToOneField(

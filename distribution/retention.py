@@ -1,11 +1,13 @@
 """Tag retention: which tags of a project's repositories a policy keeps, and deleting the rest.
 
 Harbor's semantics (docs/retention.md): a repository is in scope when some
-rule's repository glob matches it; within it, a tag stays when any matching
-rule keeps it, and every other tag is deleted.  Manifests left without tags
-by the run go too, with their untagged referrers and index children, unless
-a kept manifest still needs them (a child of a kept index, a referrer of a
-kept subject).  Immutable tags always stay.  Blob bytes are GC's to free.
+rule's repository glob matches it; within it, the rules rank its tagged
+manifests (artifacts, a rule seeing those with a tag its tag glob matches):
+one any rule keeps stays with all its tags, every other one loses all its
+tags.  Manifests left without tags by the run go too, with their untagged
+referrers and index children, unless a kept manifest still needs them (a
+child of a kept index, a referrer of a kept subject).  An artifact with an
+immutable tag always stays.  Blob bytes are GC's to free.
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ logger = logging.getLogger(__name__)
 
 # action -> what its number means
 RETENTION_ACTIONS = {
-    "latestPushedK": "keep the N most recently pushed tags",
-    "latestPulledN": "keep the N most recently pulled tags",
-    "nDaysSinceLastPush": "keep tags pushed within the last N days",
-    "nDaysSinceLastPull": "keep tags pulled within the last N days",
-    "always": "keep every matching tag",
+    "latestPushedK": "keep the N most recently pushed artifacts",
+    "latestPulledN": "keep the N most recently pulled artifacts",
+    "nDaysSinceLastPush": "keep artifacts pushed within the last N days",
+    "nDaysSinceLastPull": "keep artifacts pulled within the last N days",
+    "always": "keep every matching artifact",
 }
 
 
@@ -118,23 +120,59 @@ class Decision:
     manifests: list[Manifest] = field(default_factory=list)
 
 
-def _kept_by(rule: dict[str, Any], tags: list[Tag], now: datetime) -> set[int]:
-    """Ids of the tags (already filtered by the rule's patterns) that one rule keeps."""
+@dataclass
+class Artifact:
+    """A tagged manifest as the rules see it: all its tags, and when it was last pushed and
+    pulled by any of them or by digest (the newest of the manifest's and its tags' times)."""
+
+    manifest_id: int
+    tags: list[Tag]
+    pushed_at: datetime
+    pulled_at: datetime | None
+
+
+def _artifacts(manifests: list[Manifest], tags: list[Tag]) -> list[Artifact]:
+    by_id = {m.pk: m for m in manifests}
+    grouped: dict[int, list[Tag]] = {}
+    for tag in tags:
+        grouped.setdefault(tag.manifest_id, []).append(tag)
+    artifacts = []
+    for manifest_id, its_tags in grouped.items():
+        manifest = by_id[manifest_id]
+        pulled = [t for t in (manifest.pulled_at, *(t.pulled_at for t in its_tags)) if t]
+        artifacts.append(
+            Artifact(
+                manifest_id=manifest_id,
+                tags=its_tags,
+                pushed_at=max(manifest.pushed_at, *(t.pushed_at for t in its_tags)),
+                pulled_at=max(pulled) if pulled else None,
+            )
+        )
+    return artifacts
+
+
+def _kept_by(rule: dict[str, Any], artifacts: list[Artifact], now: datetime) -> set[int]:
+    """Manifest ids of the artifacts (those a tag of which the rule's pattern matches) that
+    one rule keeps."""
     never = datetime.min.replace(tzinfo=now.tzinfo)
     if "always" in rule:
-        return {t.pk for t in tags}
+        return {a.manifest_id for a in artifacts}
     if "latestPushedK" in rule:
-        newest = sorted(tags, key=lambda t: (t.pushed_at, t.pk), reverse=True)
-        return {t.pk for t in newest[: rule["latestPushedK"]]}
+        newest = sorted(artifacts, key=lambda a: (a.pushed_at, a.manifest_id), reverse=True)
+        return {a.manifest_id for a in newest[: rule["latestPushedK"]]}
     if "latestPulledN" in rule:
-        pulled = [t for t in tags if t.pulled_at is not None]
-        newest = sorted(pulled, key=lambda t: (t.pulled_at or never, t.pk), reverse=True)
-        return {t.pk for t in newest[: rule["latestPulledN"]]}
+        # Never pulled ones come last, the most recently pushed first among them.
+        newest = sorted(
+            artifacts,
+            key=lambda a: (a.pulled_at or never, a.pushed_at, a.manifest_id),
+            reverse=True,
+        )
+        return {a.manifest_id for a in newest[: rule["latestPulledN"]]}
     if "nDaysSinceLastPush" in rule:
         since = now - timedelta(days=rule["nDaysSinceLastPush"])
-        return {t.pk for t in tags if t.pushed_at >= since}
+        return {a.manifest_id for a in artifacts if a.pushed_at >= since}
     since = now - timedelta(days=rule["nDaysSinceLastPull"])
-    return {t.pk for t in tags if t.pulled_at is not None and t.pulled_at >= since}
+    return {a.manifest_id for a in artifacts if a.pulled_at is not None and a.pulled_at >= since}
 
 
 def retention_decide(
@@ -142,23 +180,29 @@ def retention_decide(
 ) -> Decision | None:
     """What the rules keep and delete in one repository; None when no rule covers it.
 
-    Call within the transaction that deletes: the repository's tags and
-    manifests are locked, so pushes wait rather than race with the decision.
+    The rules rank artifacts, as Harbor's do: a tagged manifest is kept with all its tags
+    when any rule keeps it, and loses them all otherwise.  Call within the transaction
+    that deletes: the repository's tags, then its manifests, are locked (in the order a
+    push takes them: its tag, then the manifest), so pushes wait rather than race.
     """
     name = short_name(repository.name)
     rules = [r for r in rules if not r["disabled"] and glob_match(r["repository"], name)]
     if not rules:
         return None
-    manifests = list(Manifest.objects.select_for_update().filter(repository=repository))
     tags = list(Tag.objects.select_for_update().filter(repository=repository).order_by("name"))
+    manifests = list(
+        Manifest.objects.select_for_update().filter(repository=repository).order_by("pk")
+    )
+    artifacts = _artifacts(manifests, tags)
     kept: set[int] = set()
     for rule in rules:
-        kept |= _kept_by(rule, [t for t in tags if glob_match(rule["tag"], t.name)], now)
+        matching = [a for a in artifacts if any(glob_match(rule["tag"], t.name) for t in a.tags)]
+        kept |= _kept_by(rule, matching, now)
     frozen = set(immutable_tags(repository=repository, names=[t.name for t in tags]))
-    kept |= {t.pk for t in tags if t.name in frozen}
+    kept |= {t.manifest_id for t in tags if t.name in frozen}
     decision = Decision(repository)
     for tag in tags:
-        (decision.kept if tag.pk in kept else decision.deleted).append(tag)
+        (decision.kept if tag.manifest_id in kept else decision.deleted).append(tag)
     decision.manifests = _orphaned(manifests, decision)
     return decision
 

@@ -32,7 +32,7 @@ ACTIVE = (RetentionStatus.PENDING, RetentionStatus.RUNNING)
 
 
 def rule_text(rule: dict[str, Any]) -> str:
-    """What a retention rule keeps, in words: "keep the 3 most recently pushed tags"."""
+    """What a retention rule keeps, in words: "keep the 3 most recently pushed artifacts"."""
     for action, words in RETENTION_ACTIONS.items():
         if action in rule:
             return words if action == "always" else words.replace(" N ", f" {rule[action]} ")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
@@ -88,9 +89,7 @@ def manifest_put(
         else:  # the same bytes pushed again: a push all the same
             Manifest.objects.filter(pk=manifest.pk).update(pushed_at=now)
         if tag is not None:
-            Tag.objects.update_or_create(
-                repository=repository, name=tag, defaults={"manifest": manifest, "pushed_at": now}
-            )
+            previous = _tag_write(repository, tag, manifest, now, previous)
             if previous != manifest.digest and not replicated:
                 send_pushed(repository_name=repository_name, tag=tag, digest=manifest.digest)
         audit_record(
@@ -153,10 +152,11 @@ def _check_tag_move(repository: Repository, tag: str, digest: str) -> str | None
     """TagImmutable if the push would move an immutable tag to another manifest; else the
     digest the tag names now (None for a new tag).
 
-    The tag row is locked, so a concurrent push cannot move it between check and write.
+    The tag row is locked (only it: its manifest is locked later, in the order retention
+    takes them), so a concurrent push cannot move it between check and write.
     """
     current = (
-        Tag.objects.select_for_update()
+        Tag.objects.select_for_update(of=("self",))
         .filter(repository=repository, name=tag)
         .values_list("manifest__digest", flat=True)
         .first()
@@ -164,6 +164,31 @@ def _check_tag_move(repository: Repository, tag: str, digest: str) -> str | None
     if current is not None and current != digest:
         immutable_check(repository=repository, names=[tag], doing="overwrite the tag")
     return current
+
+
+def _tag_write(
+    repository: Repository, tag: str, manifest: Manifest, now: datetime, previous: str | None
+) -> str | None:
+    """Point ``tag`` at ``manifest``; return the digest it named before (None: new).
+
+    A tag that was not there may be created by a concurrent push meanwhile: then it is
+    checked as an existing one (an immutable tag stays where that push put it).  A tag
+    moved to other bytes forgets when it was pulled: those bytes were not.
+    """
+    if previous is None:
+        try:
+            with transaction.atomic():
+                Tag.objects.create(
+                    repository=repository, name=tag, manifest=manifest, pushed_at=now
+                )
+            return None
+        except IntegrityError:
+            previous = _check_tag_move(repository, tag, manifest.digest)
+    moved = {} if previous == manifest.digest else {"pulled_at": None}
+    Tag.objects.filter(repository=repository, name=tag).update(
+        manifest=manifest, pushed_at=now, updated_at=now, **moved
+    )
+    return previous
 
 
 def _describe(manifest: Manifest, parsed: ParsedManifest) -> None:

@@ -86,7 +86,9 @@ def test_a_project_admin_uses_the_policy_tab(registry: LiveServer, gc_worker, pa
     page.fill("#retention-schedule-input", "0 3 * * *")
     page.click("#retention-edit button:has-text('Save policy')")
     expect(page.locator(".notice.success")).to_contain_text("retention policy was saved")
-    expect(page.locator("#retention-rules")).to_contain_text("keep the 1 most recently pushed tags")
+    expect(page.locator("#retention-rules")).to_contain_text(
+        "keep the 1 most recently pushed artifacts"
+    )
     expect(page.locator("#retention-schedule")).to_have_text("0 3 * * *")
 
     page.click("#retention-dry-run button:has-text('Dry run')")

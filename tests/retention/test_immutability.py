@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+
 from audit.models import AuditEntry
+from audit.services import SYSTEM
+from distribution.exceptions import TagImmutable
+from distribution.immutability import immutable_rule_create
 from distribution.models import ImmutableRule, Manifest, Repository, Tag
+from projects.models import Project
 from tests.api.team import call, errors, team_fixture, team_password_hash_fixture
 from tests.distribution.helpers import (
     OCI_MANIFEST,
     assert_error,
+    make_config,
+    make_image_manifest,
     push_image,
     push_manifest,
+    wait_until,
 )
 from tests.fixtures import authed
+from tests.gc.helpers import push_blob, put_manifest
 
 __all__ = ["team_fixture", "team_password_hash_fixture"]  # fixtures this module uses
 
@@ -119,3 +134,66 @@ def test_rules_need_a_maintainer_and_readable_patterns(registry, team) -> None:
     assert call(registry, "PUT", f"{RULES}/999", "max", json={"tag_pattern": "x"}).status_code == (
         404
     )
+
+
+# --- two pushes of a new tag at once (through the services) ---------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_pushes_creating_an_immutable_tag_cannot_both_win(settings, tmp_path) -> None:
+    settings.HARBORPY_STORAGE = (tmp_path / "storage").as_uri()
+    project = Project.objects.create(name="race", public=False)
+    immutable_rule_create(project=project, repository_pattern="**", tag_pattern="v*", actor=SYSTEM)
+    documents = []
+    for _ in range(2):  # two different images, their blobs already pushed
+        config, layer = make_config(), os.urandom(500)
+        for data in (config, layer):
+            push_blob("race/app", data)
+        documents.append(make_image_manifest(config, [layer]))
+    first_pushed, commit_first = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():  # the first push, not yet committed
+                outcome["first"] = put_manifest("race/app", "v1", documents[0]).digest
+                first_pushed.set()
+                commit_first.wait(30)
+        finally:
+            connection.close()
+
+    def second() -> None:
+        try:
+            outcome["second"] = put_manifest("race/app", "v1", documents[1]).digest
+        except TagImmutable as error:
+            outcome["second"] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_pushed.wait(30)
+    threads[1].start()
+    # The second push found no tag and now waits on the first one's uncommitted row.
+    assert wait_until(_a_backend_waits_for_a_lock, timeout=30)
+    commit_first.set()
+    for thread in threads:
+        thread.join(30)
+
+    assert isinstance(outcome["second"], TagImmutable), outcome
+    assert (
+        Tag.objects.get(repository__name="race/app", name="v1").manifest.digest
+        == (outcome["first"])
+    )
+
+
+def _a_backend_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        # Waiting on another transaction's row: a lock on its transaction id, which
+        # pg_locks files under no database; pg_stat_activity names the waiter's.
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        (waiting,) = cursor.fetchone()
+    return bool(waiting)

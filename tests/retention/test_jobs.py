@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from audit.services import SYSTEM
-from distribution.models import RetentionPolicy, RetentionRun, Tag
+from distribution.models import RetentionPolicy, RetentionRun
 from distribution.retention import (
     retention_policy_set,
     retention_run_execute,
@@ -23,19 +23,12 @@ from tests.api.test_gc_api import gc_worker_fixture, redisless
 from tests.distribution.helpers import push_image, tags_of
 from tests.gc.helpers import push_image as push_row_image
 
-from .test_retention import finished_run, tags
+from .test_retention import age, finished_run, tags
 
 # fixtures this module uses
 __all__ = ["gc_worker_fixture", "redisless", "team_fixture", "team_password_hash_fixture"]
 
 KEEP_NEWEST = {"rules": [{"repository": "**", "tag": "**", "latestPushedK": 1}], "schedule": ""}
-
-
-def age(repository: str, days: dict[str, int]) -> None:
-    for tag, ago in days.items():
-        Tag.objects.filter(repository__name=repository, name=tag).update(
-            pushed_at=timezone.now() - timedelta(days=ago)
-        )
 
 
 def wait_run(run_id: int, timeout: float = 30) -> RetentionRun:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -18,9 +19,11 @@ from distribution.retention import retention_policy_set, retention_run
 from projects.models import Project
 from tests.api.team import call, team_fixture, team_password_hash_fixture
 from tests.api.test_gc_api import gc_worker_fixture
+from tests.distribution.helpers import OCI_MANIFEST, wait_until
 from tests.distribution.helpers import push_image as push_over_http
+from tests.fixtures import authed
 from tests.fixtures.server import harborpy_command
-from tests.gc.helpers import push_image, push_index, push_referrer
+from tests.gc.helpers import push_image, push_index, push_referrer, put_manifest
 
 # fixtures this module uses
 __all__ = ["gc_worker_fixture", "team_fixture", "team_password_hash_fixture"]
@@ -32,14 +35,19 @@ def project(db, settings, tmp_path: Path) -> Project:
     return Project.objects.create(name="ret", public=False)
 
 
+def age(repository: str, days: dict[str, int]) -> None:
+    """Date the tags, and the manifests they name, ``days[tag]`` days back."""
+    for tag, ago in days.items():
+        when = timezone.now() - timedelta(days=ago)
+        found = Tag.objects.filter(repository__name=repository, name=tag)
+        Manifest.objects.filter(tags__in=found).update(pushed_at=when)
+        found.update(pushed_at=when)
+
+
 def push_tags(repository: str, ages: dict[str, int]) -> dict[str, str]:
     """One image per tag, pushed ``ages[tag]`` days ago; returns tag -> digest."""
-    digests = {}
-    for tag, days in ages.items():
-        digests[tag] = push_image(repository, tag).digest
-        Tag.objects.filter(repository__name=repository, name=tag).update(
-            pushed_at=timezone.now() - timedelta(days=days)
-        )
+    digests = {tag: push_image(repository, tag).digest for tag in ages}
+    age(repository, ages)
     return digests
 
 
@@ -74,12 +82,27 @@ def test_days_since_last_push_and_pull(project) -> None:
     assert tags("ret/app") == ["mid", "new", "pulled"]
 
 
-def test_latest_pulled_n_keeps_only_pulled_tags(project) -> None:
-    push_tags("ret/app", {"a": 1, "b": 1, "c": 1})
+def test_latest_pulled_n_ranks_pulled_artifacts_first(project) -> None:
+    push_tags("ret/app", {"a": 1, "b": 1, "c": 3, "d": 2})
     Tag.objects.filter(name="a").update(pulled_at=timezone.now() - timedelta(days=9))
     Tag.objects.filter(name="b").update(pulled_at=timezone.now() - timedelta(days=1))
     apply(project, [{"latestPulledN": 1}])
     assert tags("ret/app") == ["b"]
+
+
+def test_latest_pulled_n_fills_up_with_the_newest_never_pulled(project) -> None:
+    push_tags("ret/app", {"a": 1, "c": 3, "d": 2})
+    Tag.objects.filter(name="a").update(pulled_at=timezone.now() - timedelta(days=9))
+    apply(project, [{"latestPulledN": 2}])
+    assert tags("ret/app") == ["a", "d"]
+
+
+def test_a_pull_by_digest_counts(project) -> None:
+    # Deployments pinned by digest pull no tag: the artifact was pulled all the same.
+    pinned = push_tags("ret/app", {"pinned": 40, "idle": 40})["pinned"]
+    Manifest.objects.filter(digest=pinned).update(pulled_at=timezone.now() - timedelta(days=1))
+    apply(project, [{"nDaysSinceLastPull": 7}])
+    assert tags("ret/app") == ["pinned"]
 
 
 def test_patterns_scope_rules_and_rules_add_up(project) -> None:
@@ -95,6 +118,17 @@ def test_patterns_scope_rules_and_rules_add_up(project) -> None:
     # In app, a tag no rule keeps goes (dev); other is in no rule's scope, untouched.
     assert tags("ret/app") == ["latest", "v2"]
     assert tags("ret/other") == ["dev", "v1"]
+
+
+def test_a_tag_moved_to_other_bytes_forgets_its_pulls(project) -> None:
+    first = push_image("ret/app", "v1")
+    Tag.objects.filter(name="v1").update(pulled_at=timezone.now())
+    put_manifest("ret/app", "v1", json.loads(first.body))  # the same bytes: still pulled
+    assert Tag.objects.get(name="v1").pulled_at is not None
+    push_image("ret/app", "v1")  # other bytes: they were never pulled
+    assert Tag.objects.get(name="v1").pulled_at is None
+    apply(project, [{"nDaysSinceLastPull": 7}])
+    assert tags("ret/app") == []
 
 
 def test_a_dry_run_reports_and_deletes_nothing(project) -> None:
@@ -114,17 +148,27 @@ def test_immutable_tags_are_never_deleted(project) -> None:
     assert tags("ret/app") == ["v1"]
 
 
-def test_a_manifest_stays_while_one_of_its_tags_is_kept(project) -> None:
-    image = push_image("ret/app", "old")
-    push_image("ret/app", "new")
-    Tag.objects.filter(name="old").update(pushed_at=timezone.now() - timedelta(days=10))
-    # The same manifest under a newer tag.
-    old = Tag.objects.get(name="old")
-    Tag.objects.create(repository=old.repository, name="fresh", manifest=old.manifest)
-    run = apply(project, [{"nDaysSinceLastPush": 5}])
-    assert tags("ret/app") == ["fresh", "new"]
-    assert Manifest.objects.filter(digest=image.digest).exists()
-    assert run.manifests_deleted == 0
+def test_an_artifact_is_kept_or_deleted_with_all_its_tags(project) -> None:
+    # Each release is pushed under several tags (1.4.2, 1.4, 1, latest), as CI does.
+    releases = {}
+    for version in ("1.2.0", "1.3.0", "1.4.0", "1.4.2"):
+        image = push_image("ret/app", version)
+        major, minor, _ = version.split(".")
+        for alias in (f"{major}.{minor}", major, "latest"):
+            put_manifest("ret/app", alias, json.loads(image.body))
+        releases[version] = image.digest
+    for version, days in (("1.2.0", 30), ("1.3.0", 20), ("1.4.0", 10), ("1.4.2", 1)):
+        when = timezone.now() - timedelta(days=days)
+        Manifest.objects.filter(digest=releases[version]).update(pushed_at=when)
+        Tag.objects.filter(manifest__digest=releases[version]).update(pushed_at=when)
+
+    run = apply(project, [{"tag": "*.*.*", "latestPushedK": 2}])
+
+    # 1.4.2 keeps its aliases although the rule's pattern matches none of them.
+    assert tags("ret/app") == ["1", "1.4", "1.4.0", "1.4.2", "latest"]
+    left = set(Manifest.objects.values_list("digest", flat=True))
+    assert left == {releases["1.4.0"], releases["1.4.2"]}
+    assert (run.retained, run.deleted, run.manifests_deleted) == (5, 4, 2)
 
 
 def test_index_children_and_referrers_follow_their_parent(project) -> None:
@@ -135,9 +179,7 @@ def test_index_children_and_referrers_follow_their_parent(project) -> None:
     kept_signature = push_referrer("ret/app", kept_index)
     gone_signature = push_referrer("ret/app", gone_index)
     shared = push_index("ret/app", "shared-gone", [children[0]])
-    Tag.objects.filter(name__in=["gone", "shared-gone"]).update(
-        pushed_at=timezone.now() - timedelta(days=10)
-    )
+    age("ret/app", {"gone": 10, "shared-gone": 10})
     run = apply(project, [{"nDaysSinceLastPush": 5}])
     left = set(Manifest.objects.values_list("digest", flat=True))
     assert {kept_index.digest, kept_signature.digest, *(c.digest for c in children)} <= left
@@ -216,6 +258,20 @@ def test_the_api_sets_the_policy_and_runs_it(registry, team, gc_worker) -> None:
     assert call(registry, "GET", f"{url}/executions", "out").status_code == 404
     assert call(registry, "GET", f"{url}/executions/{real.json()['id']}", "gus").status_code == 403
     assert call(registry, "GET", f"{url}/executions/{real.json()['id'] + 9}").status_code == 404
+
+
+def test_a_pull_by_digest_over_v2_keeps_an_artifact(registry, team) -> None:
+    pinned = push_over_http(registry, "team/app", "pinned")
+    push_over_http(registry, "team/app", "idle")
+    age("team/app", {"pinned": 40, "idle": 40})
+    pulled = authed.get(
+        f"{registry.url}/v2/team/app/manifests/{pinned.digest}", headers={"Accept": OCI_MANIFEST}
+    )
+    assert pulled.status_code == 200
+    # Pull times are written in batches by the server, within seconds.
+    assert wait_until(lambda: Manifest.objects.get(digest=pinned.digest).pulled_at is not None)
+    apply(Project.objects.get(name="team"), [{"nDaysSinceLastPull": 7}])
+    assert tags("team/app") == ["pinned"]
 
 
 def test_the_command_line_runs_it(registry, team) -> None:
