@@ -28,6 +28,7 @@ from replication.services import (
     execution_start,
 )
 from tests.distribution.helpers import (
+    DOCKER_MANIFEST,
     OCI_INDEX,
     OCI_MANIFEST,
     MiB,
@@ -47,7 +48,7 @@ from tests.fixtures import authed
 from tests.fixtures.jobs import job_worker
 from tests.fixtures.server import ADMIN, ADMIN_PASSWORD, LiveServer, free_port
 
-ACCEPT = {"Accept": f"{OCI_INDEX}, application/vnd.oci.image.manifest.v1+json"}
+ACCEPT = {"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}, {DOCKER_MANIFEST}"}
 
 
 def unique(prefix: str) -> str:
@@ -252,6 +253,51 @@ def test_endpoint_test(client_registry: LiveServer) -> None:
     gone = RegistryEndpoint(name="gone", url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TransientError, match=r"127\.0\.0\.1"):
         endpoint_test(endpoint=gone)
+
+
+FOREIGN_LAYERS = {
+    DOCKER_MANIFEST: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    OCI_MANIFEST: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+}
+
+
+def push_with_foreign_layer(registry: LiveServer, name: str, tag: str, media_type: str) -> str:
+    """An image with a layer of its own and a foreign one (``urls``, never pushed)."""
+    config, layers = push_image_blobs(registry, name, layer_sizes=(500,))
+    document = make_image_manifest(config, layers, media_type=media_type)
+    document["layers"].insert(
+        0,
+        {
+            "mediaType": FOREIGN_LAYERS[media_type],
+            "digest": digest_of(os.urandom(16)),
+            "size": 123456,
+            "urls": ["https://mcr.example.com/windows/base-layer"],
+        },
+    )
+    return push_accepted(registry, name, tag, encode(document), media_type).digest
+
+
+def test_foreign_layers_are_not_copied(registry: LiveServer, client_registry: LiveServer) -> None:
+    name = unique("library/foreign")
+    pushed = {
+        tag: push_with_foreign_layer(registry, name, tag, media_type)
+        for tag, media_type in (("docker", DOCKER_MANIFEST), ("oci", OCI_MANIFEST))
+    }
+    out = policy_for(client_registry.url, Direction.PUSH, name, namespace="test")
+
+    execution, output = replicate(registry, out)
+
+    assert execution.status == "succeeded", (output, list(execution.tasks.values("error")))
+    remote = "test/" + name.split("/", 1)[1]
+    for tag, digest in pushed.items():
+        assert manifest_digest(client_registry.url, remote, tag) == digest
+
+    back = policy_for(client_registry.url, Direction.PULL, remote, namespace="lib")
+    execution, output = replicate(registry, back)
+    assert execution.status == "succeeded", (output, list(execution.tasks.values("error")))
+    local = "lib/" + name.split("/", 1)[1]
+    for tag, digest in pushed.items():
+        assert manifest_digest(registry.url, local, tag) == digest
 
 
 def test_shared_blobs_are_mounted_not_sent_again(
