@@ -155,8 +155,10 @@ class RegistryClient:
         self.username = username
         self.password = password
         self.timeout = timeout
+        # Given with every call: a Session's own ``verify`` loses to REQUESTS_CA_BUNDLE and
+        # CURL_CA_BUNDLE in requests' merge_environment_settings, an argument does not.
+        self.verify = verify_tls
         self.session = requests.Session()
-        self.session.verify = verify_tls
         self._tokens: dict[str, str] = {}
         self._basic = False
 
@@ -194,6 +196,7 @@ class RegistryClient:
                     headers=self._headers(scope, headers),
                     auth=auth,
                     timeout=self.timeout,
+                    verify=self.verify,
                     allow_redirects=True,
                     **kwargs,
                 )
@@ -242,6 +245,7 @@ class RegistryClient:
                 params=query,
                 auth=auth,
                 timeout=self.timeout,
+                verify=self.verify,
             )
         except requests.RequestException as error:
             raise _failure("GET", params.get("realm", ""), self.base, error) from None
