@@ -83,13 +83,17 @@ def executions_fail_stalled(
     (HARBORPY_REPLICATION_STALL_SECONDS) as failed, with their unfinished tasks.
 
     The policy can then run again as a new execution.  A worker that was only slow
-    stops before its next task and leaves the mark as it is.
+    stops before its next task and leaves the mark as it is.  An execution cancelled
+    while it ran whose worker stopped too never got its end written: it ends now,
+    cancelled, and so do its unfinished tasks.
     """
     moment = now or timezone.now()
     limit = seconds if seconds is not None else settings.HARBORPY_REPLICATION_STALL_SECONDS
     cutoff = moment - timedelta(seconds=limit)
     stalled = (
-        Execution.objects.filter(status=Status.RUNNING)
+        Execution.objects.filter(
+            Q(status=Status.RUNNING) | Q(status=Status.CANCELLED, finished_at__isnull=True)
+        )
         .annotate(last=Coalesce("heartbeat_at", "started_at", "created_at"))
         .filter(last__lt=cutoff)
     )
@@ -97,15 +101,19 @@ def executions_fail_stalled(
     for execution in stalled:
         since = timezone.localtime(execution.last).isoformat(timespec="seconds")
         error = f"stalled: no heartbeat from its worker since {since}"
+        # Cancelled: stays so; running: failed.  Either way the row must still be as read.
+        status = Status.FAILED if execution.status == Status.RUNNING else Status.CANCELLED
         with transaction.atomic():
             updated = (
-                Execution.objects.filter(pk=execution.pk, status=Status.RUNNING)
+                Execution.objects.filter(
+                    pk=execution.pk, status=execution.status, finished_at__isnull=True
+                )
                 .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
-                .update(status=Status.FAILED, error=error, finished_at=moment)
+                .update(status=status, error=error, finished_at=moment)
             )
             if not updated:
                 continue
-            tasks_fail_unfinished(execution_id=execution.pk, error=error, now=moment)
+            tasks_fail_unfinished(execution_id=execution.pk, error=error, now=moment, status=status)
         logger.warning("replication execution %s: %s", execution.pk, error)
         execution.refresh_from_db()
         marked.append(execution)

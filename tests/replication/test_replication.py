@@ -432,6 +432,29 @@ def test_cancel_stops_before_the_next_task(
     assert not execution_cancel(execution=done)  # ended already
 
 
+def test_a_cancel_during_the_last_task_ends_cancelled(
+    registry: LiveServer, client_registry: LiveServer, settings
+) -> None:
+    settings.HARBORPY_STORAGE = (registry.data / "storage").as_uri()
+    name = unique("library/cancel1")
+    push_image(registry, name, "only")
+    policy = policy_for(client_registry.url, Direction.PUSH, name, namespace="test")
+    execution = execution_create(policy=policy)
+
+    def cancel_during_the_task(line: str) -> None:  # the task is done, the run is not
+        if line.startswith("succeeded:"):
+            assert execution_cancel(execution=execution)
+
+    done = execution_run(execution_id=execution.pk, progress=cancel_during_the_task)
+
+    done.refresh_from_db()
+    assert done.status == "cancelled"  # accepted, so kept: not overwritten as succeeded
+    assert done.finished_at is not None
+    assert (done.total, done.succeeded) == (1, 1)
+    assert list(done.tasks.values_list("status", flat=True)) == ["succeeded"]
+    assert not execution_cancel(execution=done)
+
+
 def test_a_task_past_its_timeout_fails(
     registry: LiveServer, client_registry: LiveServer, settings, monkeypatch
 ) -> None:

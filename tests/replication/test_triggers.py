@@ -23,6 +23,7 @@ from replication.models import (
     Trigger,
 )
 from replication.services import (
+    execution_cancel,
     execution_create,
     execution_run,
     executions_fail_stalled,
@@ -445,6 +446,43 @@ def test_a_stalled_execution_is_failed_and_the_policy_runs_again(
         "succeeded",
         "failed",
     ]
+
+
+def test_a_cancelled_execution_whose_worker_died_is_finished(transactional_db, settings) -> None:
+    settings.HARBORPY_REPLICATION_STALL_SECONDS = 600
+    endpoint = RegistryEndpoint.objects.create(name=unique("endpoint"), url="http://127.0.0.1:9")
+    policy = ReplicationPolicy.objects.create(
+        name=unique("policy"), endpoint=endpoint, direction=Direction.PUSH
+    )
+    now = timezone.now()
+    runs = {}
+    for name, beat in (("dead", timedelta(minutes=11)), ("slow", timedelta(minutes=9))):
+        runs[name] = Execution.objects.create(
+            policy=policy,
+            status=Status.RUNNING,
+            started_at=now - timedelta(hours=1),
+            heartbeat_at=now - beat,
+        )
+        for tag, status in (("v0", "succeeded"), ("v1", "running"), ("v2", "pending")):
+            Task.objects.create(
+                execution=runs[name], source=f"a:{tag}", destination=f"b:{tag}", status=status
+            )
+        assert execution_cancel(execution=runs[name])  # accepted; its worker then dies
+
+    [marked] = executions_fail_stalled()
+
+    assert marked.pk == runs["dead"].pk
+    assert marked.status == "cancelled" and marked.finished_at is not None
+    assert marked.error.startswith("stalled: no heartbeat from its worker since ")
+    assert list(marked.tasks.order_by("source").values_list("status", flat=True)) == [
+        "succeeded",
+        "cancelled",
+        "cancelled",
+    ]
+    assert (marked.total, marked.succeeded, marked.failed) == (3, 1, 0)
+    slow = Execution.objects.get(pk=runs["slow"].pk)
+    assert slow.status == "cancelled" and slow.finished_at is None  # its worker may yet end it
+    assert executions_fail_stalled() == []  # finished once
 
 
 def test_a_destination_refusing_deletes_fails_the_task_clearly(
