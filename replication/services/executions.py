@@ -246,8 +246,18 @@ def _run_task(
     destination: Destination,
     heartbeat: Heartbeat,
 ) -> None:
+    """Carry out one task and record its outcome, unless the task was ended meanwhile.
+
+    Both writes are conditional: a stall mark (executions_fail_stalled) may have failed
+    the task while this worker was slow, and the execution's counts were made from it;
+    a late outcome must not overwrite it.
+    """
     task.status, task.started_at = Status.RUNNING, timezone.now()
-    task.save(update_fields=["status", "started_at"])
+    if not Task.objects.filter(pk=task.pk, status=Status.PENDING).update(
+        status=Status.RUNNING, started_at=task.started_at
+    ):
+        task.refresh_from_db()
+        return
     copier = None
     try:
         if task.operation == Operation.DELETE:
@@ -264,7 +274,11 @@ def _run_task(
         task.status, task.error = Status.FAILED, f"{type(error).__name__}: {error}"
     task.bytes = copier.bytes if copier is not None else 0
     task.finished_at = timezone.now()
-    task.save(update_fields=["status", "error", "digest", "bytes", "finished_at"])
+    fields = ["status", "error", "digest", "bytes", "finished_at"]
+    if not Task.objects.filter(pk=task.pk, status=Status.RUNNING).update(
+        **{f: getattr(task, f) for f in fields}
+    ):
+        task.refresh_from_db()
 
 
 def _copy(task: Task, policy: ReplicationPolicy, copier: Copier, tag: str) -> None:

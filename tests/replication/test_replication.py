@@ -12,9 +12,13 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from harborpy.celery import app
 from replication import services
@@ -26,6 +30,7 @@ from replication.services import (
     execution_create,
     execution_run,
     execution_start,
+    executions_fail_stalled,
 )
 from tests.distribution.helpers import (
     DOCKER_MANIFEST,
@@ -46,6 +51,7 @@ from tests.distribution.helpers import (
 )
 from tests.fixtures import authed
 from tests.fixtures.jobs import job_worker
+from tests.fixtures.relay import relay_to
 from tests.fixtures.server import ADMIN, ADMIN_PASSWORD, LiveServer, free_port
 
 ACCEPT = {"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}, {DOCKER_MANIFEST}"}
@@ -453,6 +459,38 @@ def test_a_cancel_during_the_last_task_ends_cancelled(
     assert (done.total, done.succeeded) == (1, 1)
     assert list(done.tasks.values_list("status", flat=True)) == ["succeeded"]
     assert not execution_cancel(execution=done)
+
+
+def test_a_slow_task_leaves_the_stall_mark_alone(
+    registry: LiveServer, client_registry: LiveServer, settings
+) -> None:
+    settings.HARBORPY_STORAGE = (registry.data / "storage").as_uri()
+    name = unique("library/slowtask")
+    push_image(registry, name, "v1")
+    target = "test/" + name.split("/", 1)[1]
+    marked: list[Execution] = []
+
+    def stall_while_the_manifest_goes(first_line: bytes) -> None:
+        if first_line.startswith(f"PUT /v2/{target}/manifests/v1 ".encode()) and not marked:
+            try:  # from the relay's thread: the worker waits on this very request
+                marked.extend(executions_fail_stalled(now=timezone.now() + timedelta(hours=1)))
+            finally:
+                connection.close()
+
+    address = urlsplit(client_registry.url)
+    with relay_to(
+        address.hostname or "", address.port or 80, [], stall_while_the_manifest_goes
+    ) as relay:
+        policy = policy_for(relay.url, Direction.PUSH, name, namespace="test")
+        done = execution_run(execution_id=execution_create(policy=policy).pk)
+
+    assert [e.pk for e in marked] == [done.pk]
+    assert manifest_digest(client_registry.url, target, "v1")  # the slow worker got through
+    done.refresh_from_db()
+    assert done.status == "failed" and done.error.startswith("stalled")
+    task = done.tasks.get()
+    assert task.status == "failed" and task.error.startswith("stalled"), task.error
+    assert (done.total, done.succeeded, done.failed) == (1, 0, 1)  # as the tasks say
 
 
 def test_a_task_past_its_timeout_fails(
