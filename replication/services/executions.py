@@ -263,10 +263,12 @@ def _run_task(
         if task.operation == Operation.DELETE:
             _delete(task, destination)
         else:
-            repository, tag = task.source.rsplit(":", 1)
-            target = task.destination.rsplit(":", 1)[0]
+            # name:tag, or name@digest (a referrer pushed by digest, from an event)
+            separator = "@" if "@" in task.source else ":"
+            repository, reference = task.source.rsplit(separator, 1)
+            target = task.destination.rsplit(separator, 1)[0]
             copier = Copier(source, destination, repository, target, heartbeat)
-            _copy(task, policy, copier, tag)
+            _copy(task, policy, copier, reference)
     except (ReplicationError, RegistryError) as error:
         task.status, task.error = Status.FAILED, str(error) or type(error).__name__
     except Exception as error:  # a bug or a storage failure: recorded, the others go on

@@ -34,6 +34,8 @@ from tests.fixtures.clients import SampleImages, docker_registry, skopeo
 from tests.fixtures.server import ADMIN, LiveServer, free_port
 from tests.replication.test_replication import (
     manifest_digest,
+    push_signature,
+    referrer_digests,
     replication_worker,
     unique,
 )
@@ -234,6 +236,38 @@ def test_retention_removals_are_replicated(
     assert list(removal.tasks.values_list("operation", "destination")) == [
         ("delete", f"{target}@{old.digest}")
     ]
+
+
+def test_a_referrer_pushed_later_follows_its_subject(
+    registry: LiveServer, client_registry: LiveServer, replication_worker
+) -> None:
+    name = unique("library/referred")
+    remote = "test/" + name.split("/", 1)[1]
+    policy = event_policy(
+        client_registry.url,
+        name,
+        credentials=ADMIN,
+        destination_namespace="test",
+        tag_filter="v*",
+    )
+    image = push_image(registry, name, "v1")
+    assert wait_until(lambda: manifest_digest(client_registry.url, remote, "v1"), 15)
+    executions_of(policy, 1)
+    dev = push_image(registry, name, "dev")  # not taken by the tag filter
+
+    push_signature(registry, name, dev)  # its subject is not taken: nothing starts
+    signature = push_signature(registry, name, image)  # by digest, after v1 was copied
+
+    assert wait_until(
+        lambda: referrer_digests(client_registry.url, remote, image.digest) == [signature], 15
+    )
+    runs = executions_of(policy, 2)
+    assert len(runs) == 2  # the dev signature's push (before this one) started nothing
+    task = runs[1].tasks.get()
+    assert (runs[1].trigger, runs[1].status) == ("event_based", "succeeded")
+    assert (task.source, task.destination) == (f"{name}@{signature}", f"{remote}@{signature}")
+    assert manifest_digest(client_registry.url, remote, signature) == signature
+    assert manifest_digest(client_registry.url, remote, dev.digest) is None
 
 
 def test_a_failing_receiver_or_endpoint_leaves_the_push_alone(
