@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 artifact_pushed = Signal()
 # Artifacts deleted or untagged: kwargs repository_name, artifacts (list of DeletedArtifact).
 artifacts_deleted = Signal()
+# A new manifest with a subject (a signature, an SBOM...) pushed by digest, so no tag
+# announces it: kwargs repository_name, digest, subject_digest.
+referrer_pushed = Signal()
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,18 @@ def send_pushed(*, repository_name: str, tag: str, digest: str) -> None:
     """Send ``artifact_pushed`` when the current transaction commits."""
     transaction.on_commit(
         lambda: _send(artifact_pushed, repository_name=repository_name, tag=tag, digest=digest)
+    )
+
+
+def send_referrer_pushed(*, repository_name: str, digest: str, subject_digest: str) -> None:
+    """Send ``referrer_pushed`` when the current transaction commits."""
+    transaction.on_commit(
+        lambda: _send(
+            referrer_pushed,
+            repository_name=repository_name,
+            digest=digest,
+            subject_digest=subject_digest,
+        )
     )
 
 

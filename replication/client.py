@@ -6,19 +6,23 @@ Authentication follows docker: a 401 with a Bearer challenge is answered by
 fetching a token from the realm (with Basic credentials when there are any),
 a Basic challenge by sending the credentials.  Every call has a timeout.
 
-Errors: ``TransientError`` (connection errors, timeouts, 5xx: worth retrying),
-``AuthError`` (credentials refused), ``RemoteError`` for any other refusal.
+Errors: ``TransientError`` (connection errors, timeouts, a body cut off, 5xx: worth
+retrying), ``AuthError`` (credentials refused), ``TLSError`` (a certificate refused: retrying
+cannot help), ``RemoteError`` for any other refusal.  No ``requests`` exception escapes, not
+even from a blob's chunks read after the call returned.
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 
 CHUNK = 1 << 20
 TIMEOUT = (5.0, 60.0)  # connect, read
@@ -45,6 +49,10 @@ class AuthError(ReplicationError):
     """The remote registry refused the credentials."""
 
 
+class TLSError(ReplicationError):
+    """The TLS handshake failed: the certificate was not trusted, or TLS is not spoken."""
+
+
 class RemoteError(ReplicationError):
     """The remote registry answered with an error."""
 
@@ -69,6 +77,55 @@ class _Sized:
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._chunks)
+
+
+def _tls_reason(error: BaseException) -> str:
+    """The innermost ssl error's words ("certificate verify failed: self-signed certificate")."""
+    seen: set[int] = set()
+    stack: list[object] = [error]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {item.verify_message}"
+        if isinstance(item, ssl.SSLError):
+            return str(item.reason or item).lower().replace("_", " ")
+        stack.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
+        stack.extend(item.args)
+    return str(error)
+
+
+def _failure(
+    method: str, url: str, base: str, error: requests.RequestException
+) -> ReplicationError:
+    """The ReplicationError for an exception of ``requests``: TLS, transient, or neither."""
+    if isinstance(error, requests.exceptions.SSLError):  # a ConnectionError too: first
+        return TLSError(f"{method} {url}: TLS failed: {_tls_reason(error)} ({base})")
+    if isinstance(error, requests.Timeout):
+        return TransientError(f"{method} {url}: timed out")
+    if isinstance(error, requests.ConnectionError):
+        reason = "connection refused" if "refused" in str(error) else "connection failed"
+        return TransientError(f"{method} {url}: {reason} ({base})")
+    if isinstance(error, ValueError):  # InvalidURL, MissingSchema, InvalidHeader...: ours
+        return ReplicationError(f"{method} {url}: {error}")
+    # ChunkedEncodingError, ContentDecodingError...: the body broke off on the way.
+    return TransientError(f"{method} {url}: the response broke off ({type(error).__name__})")
+
+
+def _guarded(response: requests.Response, base: str) -> Iterator[bytes]:
+    """A streamed body's chunks; a read that fails is a TransientError (the stream broke:
+    the whole step may be tried again), never an exception of ``requests``."""
+    method, url = response.request.method or "GET", response.url
+    try:
+        yield from response.iter_content(CHUNK)
+    except requests.RequestException as error:
+        if isinstance(error, requests.exceptions.SSLError):  # mid-stream: not a certificate
+            raise TransientError(f"{method} {url}: TLS failed mid-stream ({base})") from None
+        raise _failure(method, url, base, error) from None
+    except urllib3.exceptions.HTTPError as error:  # what requests did not wrap
+        raise TransientError(f"{method} {url}: the response broke off ({error})") from None
 
 
 def _describe(response: requests.Response) -> str:
@@ -98,8 +155,10 @@ class RegistryClient:
         self.username = username
         self.password = password
         self.timeout = timeout
+        # Given with every call: a Session's own ``verify`` loses to REQUESTS_CA_BUNDLE and
+        # CURL_CA_BUNDLE in requests' merge_environment_settings, an argument does not.
+        self.verify = verify_tls
         self.session = requests.Session()
-        self.session.verify = verify_tls
         self._tokens: dict[str, str] = {}
         self._basic = False
 
@@ -137,14 +196,14 @@ class RegistryClient:
                     headers=self._headers(scope, headers),
                     auth=auth,
                     timeout=self.timeout,
+                    verify=self.verify,
                     allow_redirects=True,
                     **kwargs,
                 )
-            except requests.Timeout:
-                raise TransientError(f"{method} {url}: timed out") from None
-            except requests.ConnectionError as error:
-                reason = "connection refused" if "refused" in str(error) else "connection failed"
-                raise TransientError(f"{method} {url}: {reason} ({self.base})") from None
+            except requests.RequestException as error:
+                # A body read whole here (not streamed) that broke off is a
+                # ChunkedEncodingError: transient like a refused connection.
+                raise _failure(method, url, self.base, error) from None
             body = kwargs.get("data")
             repeatable = body is None or isinstance(body, bytes)
             if response.status_code == 401 and attempt == 0 and repeatable:
@@ -182,10 +241,14 @@ class RegistryClient:
         auth = (self.username, self.password) if self.username else None
         try:
             answer = self.session.get(
-                params.get("realm", ""), params=query, auth=auth, timeout=self.timeout
+                params.get("realm", ""),
+                params=query,
+                auth=auth,
+                timeout=self.timeout,
+                verify=self.verify,
             )
-        except (requests.ConnectionError, requests.Timeout) as error:
-            raise TransientError(f"token request to {params.get('realm')}: {error}") from None
+        except requests.RequestException as error:
+            raise _failure("GET", params.get("realm", ""), self.base, error) from None
         if answer.status_code in (401, 403):
             raise AuthError(f"{self.base}: the token service refused the credentials")
         if answer.status_code != 200:
@@ -321,7 +384,11 @@ class RegistryClient:
 
     @contextmanager
     def blob_get(self, repository: str, digest: str) -> Iterator[tuple[Iterator[bytes], int]]:
-        """Stream a blob: chunks and the size the registry gives."""
+        """Stream a blob: chunks and the size the registry gives.
+
+        A stream that breaks off raises TransientError from the chunks: the caller starts
+        the copy again (a new GET), not from where it broke.
+        """
         response = self.request(
             "GET",
             f"/v2/{repository}/blobs/{digest}",
@@ -330,7 +397,7 @@ class RegistryClient:
         )
         try:
             size = int(response.headers.get("Content-Length", "-1"))
-            yield response.iter_content(CHUNK), size
+            yield _guarded(response, self.base), size
         finally:
             response.close()
 

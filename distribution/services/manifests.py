@@ -24,7 +24,7 @@ from ..grammar import check_digest, check_tag, is_digest, reference_name
 from ..immutability import immutable_check
 from ..manifests import ParsedManifest, parse_manifest
 from ..models import Blob, Manifest, Repository, Tag
-from ..signals import deleted_artifacts, send_deleted, send_pushed
+from ..signals import deleted_artifacts, send_deleted, send_pushed, send_referrer_pushed
 from .repositories import blobs_touch, repository_for_push
 
 
@@ -48,8 +48,9 @@ def manifest_put(
     others.  Pushing the same manifest again is harmless; pushing a tag again
     moves it, unless the tag is immutable (TagImmutable; the same manifest to an
     immutable tag is still accepted).  A tag that now names another artifact
-    sends ``artifact_pushed`` after the commit, unless ``replicated``
-    (replication's and the proxy cache's own writes: no loops).
+    sends ``artifact_pushed`` after the commit, and a new manifest with a subject
+    pushed by digest (a referrer: no tag announces it) ``referrer_pushed``, unless
+    ``replicated`` (replication's and the proxy cache's own writes: no loops).
     """
     if len(body) > settings.HARBORPY_MANIFEST_MAX_BYTES:
         raise ManifestTooLarge(
@@ -92,6 +93,12 @@ def manifest_put(
             previous = _tag_write(repository, tag, manifest, now, previous)
             if previous != manifest.digest and not replicated:
                 send_pushed(repository_name=repository_name, tag=tag, digest=manifest.digest)
+        elif created and parsed.subject is not None and not replicated:
+            send_referrer_pushed(
+                repository_name=repository_name,
+                digest=manifest.digest,
+                subject_digest=parsed.subject.digest,
+            )
         audit_record(
             actor=actor,
             action="push",

@@ -35,8 +35,10 @@ from .triggers import (
     executions_recover,
     on_artifact_pushed,
     on_artifacts_deleted,
+    on_referrer_pushed,
     replication_deleted,
     replication_pushed,
+    replication_referrer_pushed,
     replication_scheduled,
 )
 
@@ -70,8 +72,10 @@ __all__ = [
     "labelled_tags",
     "on_artifact_pushed",
     "on_artifacts_deleted",
+    "on_referrer_pushed",
     "replication_deleted",
     "replication_pushed",
+    "replication_referrer_pushed",
     "replication_scheduled",
     "retrying",
 ]

@@ -101,7 +101,11 @@ class Copier:
                 )
                 self.manifest(child.digest, child_body, child_type)
         for blob in parsed.blobs:
-            self.blob(blob.digest)
+            # A foreign (non-distributable) layer, with ``urls``, lives where they point: the
+            # source need not have it and a registry accepts the manifest without it (Harbor
+            # skips them too).
+            if not blob.urls:
+                self.blob(blob.digest)
         retrying(
             f"manifest {reference}",
             lambda: self.destination.put_manifest(self.target, reference, body, media_type),

@@ -100,12 +100,15 @@ EXECUTION_JOBS = JobKind(
 )
 
 
-def tasks_fail_unfinished(*, execution_id: int, error: str, now: datetime) -> None:
+def tasks_fail_unfinished(
+    *, execution_id: int, error: str, now: datetime, status: str = Status.FAILED
+) -> None:
     """Fail the pending and running tasks of an execution given up on (stalled, lost, not
-    taken by the broker), and count its tasks again.  Call within its transaction."""
+    taken by the broker), or end them with another ``status`` (a cancelled execution
+    whose worker stopped), and count its tasks again.  Call within its transaction."""
     tasks = Task.objects.filter(execution_id=execution_id)
     tasks.filter(status__in=[Status.PENDING, Status.RUNNING]).update(
-        status=Status.FAILED, error=error, finished_at=now
+        status=status, error=error, finished_at=now
     )
     Execution.objects.filter(pk=execution_id).update(
         total=tasks.count(),
@@ -174,9 +177,8 @@ def execution_run(*, execution_id: int, progress: Progress | None = None) -> Exe
     say(f"execution {execution.pk}: {len(tasks)} task(s)")
     for task in tasks:
         state = Execution.objects.filter(pk=execution.pk).values_list("status", flat=True).first()
-        if state == Status.CANCELLED:
-            execution.tasks.filter(status=Status.PENDING).update(status=Status.CANCELLED)
-            return _finish(execution, error="", say=say, cancelled=True)
+        if state == Status.CANCELLED:  # _finish cancels the tasks not started
+            return _finish(execution, error="", say=say)
         if state != Status.RUNNING:  # marked stalled meanwhile: a new execution may run
             execution.refresh_from_db()
             return execution
@@ -244,17 +246,29 @@ def _run_task(
     destination: Destination,
     heartbeat: Heartbeat,
 ) -> None:
+    """Carry out one task and record its outcome, unless the task was ended meanwhile.
+
+    Both writes are conditional: a stall mark (executions_fail_stalled) may have failed
+    the task while this worker was slow, and the execution's counts were made from it;
+    a late outcome must not overwrite it.
+    """
     task.status, task.started_at = Status.RUNNING, timezone.now()
-    task.save(update_fields=["status", "started_at"])
+    if not Task.objects.filter(pk=task.pk, status=Status.PENDING).update(
+        status=Status.RUNNING, started_at=task.started_at
+    ):
+        task.refresh_from_db()
+        return
     copier = None
     try:
         if task.operation == Operation.DELETE:
             _delete(task, destination)
         else:
-            repository, tag = task.source.rsplit(":", 1)
-            target = task.destination.rsplit(":", 1)[0]
+            # name:tag, or name@digest (a referrer pushed by digest, from an event)
+            separator = "@" if "@" in task.source else ":"
+            repository, reference = task.source.rsplit(separator, 1)
+            target = task.destination.rsplit(separator, 1)[0]
             copier = Copier(source, destination, repository, target, heartbeat)
-            _copy(task, policy, copier, tag)
+            _copy(task, policy, copier, reference)
     except (ReplicationError, RegistryError) as error:
         task.status, task.error = Status.FAILED, str(error) or type(error).__name__
     except Exception as error:  # a bug or a storage failure: recorded, the others go on
@@ -262,7 +276,11 @@ def _run_task(
         task.status, task.error = Status.FAILED, f"{type(error).__name__}: {error}"
     task.bytes = copier.bytes if copier is not None else 0
     task.finished_at = timezone.now()
-    task.save(update_fields=["status", "error", "digest", "bytes", "finished_at"])
+    fields = ["status", "error", "digest", "bytes", "finished_at"]
+    if not Task.objects.filter(pk=task.pk, status=Status.RUNNING).update(
+        **{f: getattr(task, f) for f in fields}
+    ):
+        task.refresh_from_db()
 
 
 def _copy(task: Task, policy: ReplicationPolicy, copier: Copier, tag: str) -> None:
@@ -321,31 +339,44 @@ def _delete(task: Task, destination: Destination) -> None:
         retrying(task.destination, lambda: destination.delete(target, current))
 
 
-def _finish(
-    execution: Execution, *, error: str, say: Progress, cancelled: bool = False
-) -> Execution:
+def _finish(execution: Execution, *, error: str, say: Progress) -> Execution:
+    """Record how the execution ended, with its counts.
+
+    Cancelled meanwhile (execution_cancel while the last task ran, or before the listing
+    was through): it stays cancelled, and its tasks not started are cancelled too.  Marked
+    stalled meanwhile (failed): the mark stays, the execution was given up on and may be
+    running again anew.  The row is locked, so a cancel cannot land between the read and
+    the write: it waits and then finds the execution ended.
+    """
+    now = timezone.now()
     tasks = execution.tasks.all()
-    execution.succeeded = tasks.filter(status=Status.SUCCEEDED).count()
-    execution.failed = tasks.filter(status=Status.FAILED).count()
-    execution.skipped = tasks.filter(status=Status.SKIPPED).count()
-    execution.total = tasks.count()
-    execution.bytes = sum(tasks.values_list("bytes", flat=True))
-    execution.error = error
-    if cancelled:
-        execution.status = Status.CANCELLED
-    else:
-        execution.status = Status.FAILED if error or execution.failed else Status.SUCCEEDED
-    execution.finished_at = timezone.now()
-    fields = ["succeeded", "failed", "skipped", "total", "bytes", "error", "status"]
-    # Not over a stall mark: the execution was given up on, and may be running again anew.
-    updated = (
-        Execution.objects.filter(pk=execution.pk)
-        .exclude(status=Status.FAILED)
-        .update(finished_at=execution.finished_at, **{f: getattr(execution, f) for f in fields})
-    )
-    if not updated:
-        execution.refresh_from_db()
-        return execution
+    with transaction.atomic():
+        state = (
+            Execution.objects.select_for_update()
+            .filter(pk=execution.pk)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if state not in (Status.RUNNING, Status.CANCELLED):
+            execution.refresh_from_db()
+            return execution
+        if state == Status.CANCELLED:
+            tasks.filter(status=Status.PENDING).update(status=Status.CANCELLED, finished_at=now)
+        execution.succeeded = tasks.filter(status=Status.SUCCEEDED).count()
+        execution.failed = tasks.filter(status=Status.FAILED).count()
+        execution.skipped = tasks.filter(status=Status.SKIPPED).count()
+        execution.total = tasks.count()
+        execution.bytes = sum(tasks.values_list("bytes", flat=True))
+        execution.error = error
+        if state == Status.CANCELLED:
+            execution.status = Status.CANCELLED
+        else:
+            execution.status = Status.FAILED if error or execution.failed else Status.SUCCEEDED
+        execution.finished_at = now
+        fields = ["succeeded", "failed", "skipped", "total", "bytes", "error", "status"]
+        Execution.objects.filter(pk=execution.pk).update(
+            finished_at=now, **{f: getattr(execution, f) for f in fields}
+        )
     say(
         f"execution {execution.pk} {execution.status}: {execution.succeeded} succeeded, "
         f"{execution.failed} failed, {execution.skipped} skipped, {execution.bytes} bytes"

@@ -3,8 +3,9 @@
 Celery beat calls ``replication.scheduled`` every minute: it marks executions
 whose worker stopped beating as failed (``executions_fail_stalled``), then starts
 the scheduled policies due in this minute (``replication_scheduled``).  The
-registry's ``artifact_pushed`` and ``artifacts_deleted`` signals reach
-``replication_pushed`` and ``replication_deleted``, which start an execution,
+registry's ``artifact_pushed``, ``referrer_pushed`` and ``artifacts_deleted`` signals
+reach ``replication_pushed``, ``replication_referrer_pushed`` and
+``replication_deleted``, which start an execution,
 its tasks planned already, for each enabled event-based push policy that matches.
 """
 
@@ -21,7 +22,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from distribution.models import ArtifactLabel
+from distribution.models import ArtifactLabel, Manifest, Tag
 from distribution.signals import DeletedArtifact
 from jobs.cron import cron_fires, cron_schedule, minute_claim
 from jobs.recovery import Recovered, jobs_recover
@@ -83,13 +84,17 @@ def executions_fail_stalled(
     (HARBORPY_REPLICATION_STALL_SECONDS) as failed, with their unfinished tasks.
 
     The policy can then run again as a new execution.  A worker that was only slow
-    stops before its next task and leaves the mark as it is.
+    stops before its next task and leaves the mark as it is.  An execution cancelled
+    while it ran whose worker stopped too never got its end written: it ends now,
+    cancelled, and so do its unfinished tasks.
     """
     moment = now or timezone.now()
     limit = seconds if seconds is not None else settings.HARBORPY_REPLICATION_STALL_SECONDS
     cutoff = moment - timedelta(seconds=limit)
     stalled = (
-        Execution.objects.filter(status=Status.RUNNING)
+        Execution.objects.filter(
+            Q(status=Status.RUNNING) | Q(status=Status.CANCELLED, finished_at__isnull=True)
+        )
         .annotate(last=Coalesce("heartbeat_at", "started_at", "created_at"))
         .filter(last__lt=cutoff)
     )
@@ -97,15 +102,19 @@ def executions_fail_stalled(
     for execution in stalled:
         since = timezone.localtime(execution.last).isoformat(timespec="seconds")
         error = f"stalled: no heartbeat from its worker since {since}"
+        # Cancelled: stays so; running: failed.  Either way the row must still be as read.
+        status = Status.FAILED if execution.status == Status.RUNNING else Status.CANCELLED
         with transaction.atomic():
             updated = (
-                Execution.objects.filter(pk=execution.pk, status=Status.RUNNING)
+                Execution.objects.filter(
+                    pk=execution.pk, status=execution.status, finished_at__isnull=True
+                )
                 .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
-                .update(status=Status.FAILED, error=error, finished_at=moment)
+                .update(status=status, error=error, finished_at=moment)
             )
             if not updated:
                 continue
-            tasks_fail_unfinished(execution_id=execution.pk, error=error, now=moment)
+            tasks_fail_unfinished(execution_id=execution.pk, error=error, now=moment, status=status)
         logger.warning("replication execution %s: %s", execution.pk, error)
         execution.refresh_from_db()
         marked.append(execution)
@@ -156,6 +165,71 @@ def replication_pushed(*, repository_name: str, tag: str, digest: str) -> list[E
         target = destination_name(policy, repository_name)
         return [
             Task(source=f"{repository_name}:{tag}", destination=f"{target}:{tag}", digest=digest)
+        ]
+
+    return _start_each(policies, plan)
+
+
+def _subject_tags(repository_name: str, digest: str) -> tuple[set[str], set[str]]:
+    """The tags and labels a referrer is judged by: those of its subject, or of the subject's
+    subject (a signature of an SBOM), and of the indexes holding it (a signature of one
+    platform's manifest), going up a few steps until something is tagged."""
+    tags: set[str] = set()
+    labels: set[str] = set()
+    for _ in range(8):  # a chain of referrers is short; a loop in it must not hang the push
+        manifest = (
+            Manifest.objects.filter(repository__name=repository_name, digest=digest)
+            .only("pk", "subject_digest")
+            .first()
+        )
+        if manifest is None:
+            break
+        holders = Manifest.objects.filter(Q(pk=manifest.pk) | Q(children=manifest))
+        tags.update(Tag.objects.filter(manifest__in=holders).values_list("name", flat=True))
+        if tags:
+            labels.update(
+                ArtifactLabel.objects.filter(manifest__in=holders).values_list(
+                    "label__name", flat=True
+                )
+            )
+            break
+        if not manifest.subject_digest:
+            break
+        digest = manifest.subject_digest
+    return tags, labels
+
+
+def replication_referrer_pushed(
+    *, repository_name: str, digest: str, subject_digest: str
+) -> list[Execution]:
+    """Start, for each event-based push policy that takes the referrer's subject, an
+    execution copying the referrer (pushed by digest: no tag event announces it).
+
+    The subject's tags stand for the referrer's in the tag filter (an untagged subject
+    is taken only by a filter that takes every tag) and its labels in the label filter.
+    """
+    policies = _event_policies()
+    if not policies:
+        return []
+    tags, labels = _subject_tags(repository_name, subject_digest)
+
+    def plan(policy: ReplicationPolicy) -> list[Task]:
+        if not _matches(policy.repository_filter, repository_name):
+            return []
+        if tags:
+            if not any(_matches(policy.tag_filter, tag) for tag in tags):
+                return []
+        elif policy.tag_filter not in ("", "*", "**"):
+            return []
+        if not set(policy.label_filter) <= labels:
+            return []
+        target = destination_name(policy, repository_name)
+        return [
+            Task(
+                source=f"{repository_name}@{digest}",
+                destination=f"{target}@{digest}",
+                digest=digest,
+            )
         ]
 
     return _start_each(policies, plan)
@@ -231,6 +305,18 @@ def on_artifact_pushed(
         replication_pushed(repository_name=repository_name, tag=tag, digest=digest)
     except Exception:
         logger.exception("event-based replication of %s:%s failed", repository_name, tag)
+
+
+def on_referrer_pushed(
+    sender: Any, *, repository_name: str, digest: str, subject_digest: str, **_: Any
+) -> None:
+    """Receiver of distribution's ``referrer_pushed``: never lets an error reach the push."""
+    try:
+        replication_referrer_pushed(
+            repository_name=repository_name, digest=digest, subject_digest=subject_digest
+        )
+    except Exception:
+        logger.exception("event-based replication of %s@%s failed", repository_name, digest)
 
 
 def on_artifacts_deleted(

@@ -13,7 +13,12 @@ from django.db import transaction
 from audit.services import SYSTEM
 from distribution import services
 from distribution.models import ArtifactLabel, Label, Manifest
-from distribution.signals import DeletedArtifact, artifact_pushed, artifacts_deleted
+from distribution.signals import (
+    DeletedArtifact,
+    artifact_pushed,
+    artifacts_deleted,
+    referrer_pushed,
+)
 from tests.gc.helpers import push_image, push_index, push_referrer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,6 +77,30 @@ def test_a_push_is_announced_when_a_tag_names_another_artifact(heard) -> None:
         replicated=True,
     )
     assert heard == []
+
+
+def test_a_referrer_pushed_by_digest_is_announced_once() -> None:
+    heard: list[dict[str, Any]] = []
+
+    def referred(sender: Any, **kwargs: Any) -> None:
+        heard.append({k: v for k, v in kwargs.items() if k != "signal"})
+
+    subject = push_image(REPO, "v1")
+    referrer_pushed.connect(referred, dispatch_uid="test-referrer")
+    try:
+        signature = push_referrer(REPO, subject)
+        services.manifest_put(  # the same bytes again: nothing new
+            repository_name=REPO,
+            reference=signature.digest,
+            content_type=signature.media_type,
+            body=signature.body,
+        )
+        push_image(REPO, "@")  # by digest, without a subject: not a referrer
+    finally:
+        referrer_pushed.disconnect(dispatch_uid="test-referrer")
+    assert heard == [
+        {"repository_name": REPO, "digest": signature.digest, "subject_digest": subject.digest}
+    ]
 
 
 def test_deletes_are_announced_with_tags_and_labels(heard) -> None:

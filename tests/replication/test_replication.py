@@ -12,9 +12,13 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from harborpy.celery import app
 from replication import services
@@ -26,8 +30,10 @@ from replication.services import (
     execution_create,
     execution_run,
     execution_start,
+    executions_fail_stalled,
 )
 from tests.distribution.helpers import (
+    DOCKER_MANIFEST,
     OCI_INDEX,
     OCI_MANIFEST,
     MiB,
@@ -45,9 +51,10 @@ from tests.distribution.helpers import (
 )
 from tests.fixtures import authed
 from tests.fixtures.jobs import job_worker
+from tests.fixtures.relay import relay_to
 from tests.fixtures.server import ADMIN, ADMIN_PASSWORD, LiveServer, free_port
 
-ACCEPT = {"Accept": f"{OCI_INDEX}, application/vnd.oci.image.manifest.v1+json"}
+ACCEPT = {"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}, {DOCKER_MANIFEST}"}
 
 
 def unique(prefix: str) -> str:
@@ -254,6 +261,51 @@ def test_endpoint_test(client_registry: LiveServer) -> None:
         endpoint_test(endpoint=gone)
 
 
+FOREIGN_LAYERS = {
+    DOCKER_MANIFEST: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    OCI_MANIFEST: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+}
+
+
+def push_with_foreign_layer(registry: LiveServer, name: str, tag: str, media_type: str) -> str:
+    """An image with a layer of its own and a foreign one (``urls``, never pushed)."""
+    config, layers = push_image_blobs(registry, name, layer_sizes=(500,))
+    document = make_image_manifest(config, layers, media_type=media_type)
+    document["layers"].insert(
+        0,
+        {
+            "mediaType": FOREIGN_LAYERS[media_type],
+            "digest": digest_of(os.urandom(16)),
+            "size": 123456,
+            "urls": ["https://mcr.example.com/windows/base-layer"],
+        },
+    )
+    return push_accepted(registry, name, tag, encode(document), media_type).digest
+
+
+def test_foreign_layers_are_not_copied(registry: LiveServer, client_registry: LiveServer) -> None:
+    name = unique("library/foreign")
+    pushed = {
+        tag: push_with_foreign_layer(registry, name, tag, media_type)
+        for tag, media_type in (("docker", DOCKER_MANIFEST), ("oci", OCI_MANIFEST))
+    }
+    out = policy_for(client_registry.url, Direction.PUSH, name, namespace="test")
+
+    execution, output = replicate(registry, out)
+
+    assert execution.status == "succeeded", (output, list(execution.tasks.values("error")))
+    remote = "test/" + name.split("/", 1)[1]
+    for tag, digest in pushed.items():
+        assert manifest_digest(client_registry.url, remote, tag) == digest
+
+    back = policy_for(client_registry.url, Direction.PULL, remote, namespace="lib")
+    execution, output = replicate(registry, back)
+    assert execution.status == "succeeded", (output, list(execution.tasks.values("error")))
+    local = "lib/" + name.split("/", 1)[1]
+    for tag, digest in pushed.items():
+        assert manifest_digest(registry.url, local, tag) == digest
+
+
 def test_shared_blobs_are_mounted_not_sent_again(
     registry: LiveServer, client_registry: LiveServer
 ) -> None:
@@ -384,6 +436,61 @@ def test_cancel_stops_before_the_next_task(
     assert statuses == ["succeeded", "cancelled", "cancelled"]
     assert done.finished_at is not None
     assert not execution_cancel(execution=done)  # ended already
+
+
+def test_a_cancel_during_the_last_task_ends_cancelled(
+    registry: LiveServer, client_registry: LiveServer, settings
+) -> None:
+    settings.HARBORPY_STORAGE = (registry.data / "storage").as_uri()
+    name = unique("library/cancel1")
+    push_image(registry, name, "only")
+    policy = policy_for(client_registry.url, Direction.PUSH, name, namespace="test")
+    execution = execution_create(policy=policy)
+
+    def cancel_during_the_task(line: str) -> None:  # the task is done, the run is not
+        if line.startswith("succeeded:"):
+            assert execution_cancel(execution=execution)
+
+    done = execution_run(execution_id=execution.pk, progress=cancel_during_the_task)
+
+    done.refresh_from_db()
+    assert done.status == "cancelled"  # accepted, so kept: not overwritten as succeeded
+    assert done.finished_at is not None
+    assert (done.total, done.succeeded) == (1, 1)
+    assert list(done.tasks.values_list("status", flat=True)) == ["succeeded"]
+    assert not execution_cancel(execution=done)
+
+
+def test_a_slow_task_leaves_the_stall_mark_alone(
+    registry: LiveServer, client_registry: LiveServer, settings
+) -> None:
+    settings.HARBORPY_STORAGE = (registry.data / "storage").as_uri()
+    name = unique("library/slowtask")
+    push_image(registry, name, "v1")
+    target = "test/" + name.split("/", 1)[1]
+    marked: list[Execution] = []
+
+    def stall_while_the_manifest_goes(first_line: bytes) -> None:
+        if first_line.startswith(f"PUT /v2/{target}/manifests/v1 ".encode()) and not marked:
+            try:  # from the relay's thread: the worker waits on this very request
+                marked.extend(executions_fail_stalled(now=timezone.now() + timedelta(hours=1)))
+            finally:
+                connection.close()
+
+    address = urlsplit(client_registry.url)
+    with relay_to(
+        address.hostname or "", address.port or 80, [], stall_while_the_manifest_goes
+    ) as relay:
+        policy = policy_for(relay.url, Direction.PUSH, name, namespace="test")
+        done = execution_run(execution_id=execution_create(policy=policy).pk)
+
+    assert [e.pk for e in marked] == [done.pk]
+    assert manifest_digest(client_registry.url, target, "v1")  # the slow worker got through
+    done.refresh_from_db()
+    assert done.status == "failed" and done.error.startswith("stalled")
+    task = done.tasks.get()
+    assert task.status == "failed" and task.error.startswith("stalled"), task.error
+    assert (done.total, done.succeeded, done.failed) == (1, 0, 1)  # as the tasks say
 
 
 def test_a_task_past_its_timeout_fails(

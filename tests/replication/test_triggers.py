@@ -23,6 +23,7 @@ from replication.models import (
     Trigger,
 )
 from replication.services import (
+    execution_cancel,
     execution_create,
     execution_run,
     executions_fail_stalled,
@@ -33,6 +34,8 @@ from tests.fixtures.clients import SampleImages, docker_registry, skopeo
 from tests.fixtures.server import ADMIN, LiveServer, free_port
 from tests.replication.test_replication import (
     manifest_digest,
+    push_signature,
+    referrer_digests,
     replication_worker,
     unique,
 )
@@ -233,6 +236,38 @@ def test_retention_removals_are_replicated(
     assert list(removal.tasks.values_list("operation", "destination")) == [
         ("delete", f"{target}@{old.digest}")
     ]
+
+
+def test_a_referrer_pushed_later_follows_its_subject(
+    registry: LiveServer, client_registry: LiveServer, replication_worker
+) -> None:
+    name = unique("library/referred")
+    remote = "test/" + name.split("/", 1)[1]
+    policy = event_policy(
+        client_registry.url,
+        name,
+        credentials=ADMIN,
+        destination_namespace="test",
+        tag_filter="v*",
+    )
+    image = push_image(registry, name, "v1")
+    assert wait_until(lambda: manifest_digest(client_registry.url, remote, "v1"), 15)
+    executions_of(policy, 1)
+    dev = push_image(registry, name, "dev")  # not taken by the tag filter
+
+    push_signature(registry, name, dev)  # its subject is not taken: nothing starts
+    signature = push_signature(registry, name, image)  # by digest, after v1 was copied
+
+    assert wait_until(
+        lambda: referrer_digests(client_registry.url, remote, image.digest) == [signature], 15
+    )
+    runs = executions_of(policy, 2)
+    assert len(runs) == 2  # the dev signature's push (before this one) started nothing
+    task = runs[1].tasks.get()
+    assert (runs[1].trigger, runs[1].status) == ("event_based", "succeeded")
+    assert (task.source, task.destination) == (f"{name}@{signature}", f"{remote}@{signature}")
+    assert manifest_digest(client_registry.url, remote, signature) == signature
+    assert manifest_digest(client_registry.url, remote, dev.digest) is None
 
 
 def test_a_failing_receiver_or_endpoint_leaves_the_push_alone(
@@ -445,6 +480,43 @@ def test_a_stalled_execution_is_failed_and_the_policy_runs_again(
         "succeeded",
         "failed",
     ]
+
+
+def test_a_cancelled_execution_whose_worker_died_is_finished(transactional_db, settings) -> None:
+    settings.HARBORPY_REPLICATION_STALL_SECONDS = 600
+    endpoint = RegistryEndpoint.objects.create(name=unique("endpoint"), url="http://127.0.0.1:9")
+    policy = ReplicationPolicy.objects.create(
+        name=unique("policy"), endpoint=endpoint, direction=Direction.PUSH
+    )
+    now = timezone.now()
+    runs = {}
+    for name, beat in (("dead", timedelta(minutes=11)), ("slow", timedelta(minutes=9))):
+        runs[name] = Execution.objects.create(
+            policy=policy,
+            status=Status.RUNNING,
+            started_at=now - timedelta(hours=1),
+            heartbeat_at=now - beat,
+        )
+        for tag, status in (("v0", "succeeded"), ("v1", "running"), ("v2", "pending")):
+            Task.objects.create(
+                execution=runs[name], source=f"a:{tag}", destination=f"b:{tag}", status=status
+            )
+        assert execution_cancel(execution=runs[name])  # accepted; its worker then dies
+
+    [marked] = executions_fail_stalled()
+
+    assert marked.pk == runs["dead"].pk
+    assert marked.status == "cancelled" and marked.finished_at is not None
+    assert marked.error.startswith("stalled: no heartbeat from its worker since ")
+    assert list(marked.tasks.order_by("source").values_list("status", flat=True)) == [
+        "succeeded",
+        "cancelled",
+        "cancelled",
+    ]
+    assert (marked.total, marked.succeeded, marked.failed) == (3, 1, 0)
+    slow = Execution.objects.get(pk=runs["slow"].pk)
+    assert slow.status == "cancelled" and slow.finished_at is None  # its worker may yet end it
+    assert executions_fail_stalled() == []  # finished once
 
 
 def test_a_destination_refusing_deletes_fails_the_task_clearly(
